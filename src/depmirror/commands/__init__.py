@@ -1,0 +1,1 @@
+"""Subcommands of the depmirror CLI, one module per group."""
