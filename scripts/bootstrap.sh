@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   podman runc debootstrap iproute2 openssh-client
-  nginx-light redis-server
+  nginx-light libnginx-mod-stream redis-server
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   graphviz shellcheck
 )

@@ -13,7 +13,11 @@ from depmirror.errors import DepmirrorError
 # Each module exposes register(subparsers) and sets `func` on the parsers it adds; keeping the list here
 # (not entry points) makes `depmirror --help` independent of how the package was installed.
 COMMAND_MODULES = (
+    "depmirror.commands.lab",
     "depmirror.commands.planning",
+    "depmirror.commands.health",
+    "depmirror.commands.history",
+    "depmirror.commands.serve",
 )
 
 

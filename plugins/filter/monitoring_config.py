@@ -1,0 +1,90 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: monitoring_config
+short_description: Prometheus alert rules, probe targets and scrape jobs for a depmirror graph
+version_added: 0.1.0
+description:
+  - Loads the dependency graph and returns what the C(monitoring) role writes for Prometheus, computed by the
+    depmirror library so that the alert thresholds are the ones the planner uses (the graph's SLOs).
+  - C(rules) is a Prometheus rule file (one group per dependency; alerts C(DepmirrorPrimaryDown) with
+    C(action=rollback), C(DepmirrorInstanceDown), C(DepmirrorLatencyOverSlo), C(DepmirrorErrorRatioOverSlo),
+    C(DepmirrorHealthUnknown)), C(targets) the blackbox file_sd target groups (one per instance, labelled
+    C(dependency), C(host), C(zone), C(role), C(instance)), C(scrape_configs) the probe and exporter jobs.
+author:
+  - depmirror developers
+options:
+  _input:
+    description: Path of the dependency graph file.
+    type: path
+    required: true
+  instances:
+    description:
+      - The instances to probe, as a list of dicts with C(dependency), C(host) (the VM's inventory name) and
+        C(role) (C(primary), C(mirror) or C(standby)), or the plan returned by M(depmirror.mirroring.plan).
+    type: raw
+    required: true
+  interval:
+    description: Scrape and evaluation interval (a Prometheus duration); alert C(for:) spans N samples of it.
+    type: str
+    default: 5s
+  blackbox_address:
+    description: C(host:port) of the blackbox exporter that Prometheus asks to probe.
+    type: str
+    default: 127.0.0.1:9115
+  targets_file:
+    description: Absolute path of the file_sd JSON file the probe job reads.
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+---
+- name: Compute the monitoring configuration from the graph
+  ansible.builtin.set_fact:
+    _monitoring: >-
+      {{ 'inventories/example/graph.yml' | depmirror.mirroring.monitoring_config(
+           instances=[{'dependency': 'payments-api', 'host': 'vm-a1', 'role': 'primary'}],
+           interval='5s', targets_file='/srv/monitoring/targets/depmirror.json') }}
+"""
+
+RETURN = r"""
+_value:
+  description: C(rules) (dict, a rule file), C(targets) (list of file_sd target groups), C(scrape_configs) (list).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from depmirror.errors import DepmirrorError
+    from depmirror.graph_file import load_graph
+    from depmirror.health.rules import monitoring_config as _monitoring_config
+except ImportError as _import_error:
+    DEPMIRROR_IMPORT_ERROR = _import_error
+else:
+    DEPMIRROR_IMPORT_ERROR = None
+
+
+def monitoring_config(graph, instances, targets_file, interval="5s", blackbox_address="127.0.0.1:9115"):
+    if DEPMIRROR_IMPORT_ERROR is not None:
+        raise AnsibleFilterError("the depmirror Python library is not importable on the controller") from DEPMIRROR_IMPORT_ERROR
+    for name, value in (("graph", graph), ("targets_file", targets_file), ("blackbox_address", blackbox_address)):
+        if not isinstance(value, str) or not value:
+            raise AnsibleFilterError(f"monitoring_config: {name} must be a non-empty string, got {value!r}")
+    if not isinstance(interval, (str, int, float)) or isinstance(interval, bool):
+        raise AnsibleFilterError(f"monitoring_config: interval must be a duration such as 5s, got {interval!r}")
+    try:
+        return _monitoring_config(load_graph(graph), instances, interval, blackbox_address, targets_file)
+    except DepmirrorError as e:
+        raise AnsibleFilterError(f"monitoring_config: {e}") from e
+    except ValueError as e:
+        raise AnsibleFilterError(f"monitoring_config: {e}") from e
+
+
+class FilterModule:
+    def filters(self):
+        return {"monitoring_config": monitoring_config}

@@ -1,0 +1,186 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: graph
+short_description: The depmirror replication plan as hosts, groups and hostvars
+version_added: 0.1.0
+description:
+  - Reads a depmirror dependency graph (the dependencies, the services that call them, zones, the VM pool
+    and the load balancers), computes the replication plan (weight, replication factor, mode and placement of
+    every dependency) and adds every VM and load balancer as a host.
+  - "Groups: C(depmirror_vms), C(depmirror_load_balancers), one per zone (C(zone_<zone>)), one per
+    dependency (C(dep_<dependency>)) and per dependency and role (C(dep_<dependency>_primary),
+    C(..._mirror), C(..._standby)), and C(primaries), C(mirrors), C(standbys). Names have C(-) replaced
+    by C(_)."
+  - "Hostvars of every VM: C(depmirror_zone), C(depmirror_address), C(depmirror_capacity) and
+    C(depmirror_instances), the instances the VM should run, each with C(dependency), C(kind), C(role), C(port),
+    C(mode), C(weight), C(replication_factor) and C(health) (a score from 0 to 1, or null when unknown)."
+  - "Hostvars of every load balancer: C(depmirror_dependencies), a list with per dependency its C(name),
+    C(kind), C(mode), C(port), C(weight), C(replication_factor), C(primary) and C(instances) (C(host),
+    C(zone), C(address), C(port), C(role), C(health)): what the C(nginx_upstream) role routes."
+  - "On C(all): C(depmirror_graph_file), C(depmirror_state_store), C(depmirror_routing) (the graph's
+    C(policy.routing)) and C(depmirror_unhealthy_below)."
+  - The file must end in C(.depmirror.yml) or C(.depmirror.yaml).
+  - When the state store holds what runs now (written by C(adjust.yml) and C(rollback.yml)), the plan keeps
+    current primaries and placements; without it the plan starts from nothing.
+  - When O(prometheus_url) is set, instance health comes from Prometheus; if Prometheus cannot be reached
+    the inventory is still built, health is C(unknown) and a warning says so.
+author:
+  - depmirror developers
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+options:
+  plugin:
+    description: Marks this file as a source for this plugin.
+    required: true
+    type: str
+    choices: [depmirror.mirroring.graph, graph]
+  graph:
+    description:
+      - Path of the dependency graph file (see docs/graph.md). A relative path is taken from the directory
+        of this inventory file.
+    required: true
+    type: str
+  state_store:
+    description:
+      - The depmirror state store holding what runs now (current primaries, applied plan, recent replication
+        decisions), as a path to an SQLite file or an C(sqlite:///path) URL. A relative path is taken from
+        the directory of this inventory file. A missing file means nothing runs yet.
+    type: str
+    env:
+      - name: DEPMIRROR_STORE
+  prometheus_url:
+    description:
+      - Base URL of the Prometheus whose data gives each instance's health score. Unset means health is
+        C(unknown) for every instance.
+    type: str
+    env:
+      - name: DEPMIRROR_PROMETHEUS_URL
+  prometheus_token:
+    description:
+      - Bearer token for Prometheus. Set it through the environment (an AWX credential type can inject it)
+        rather than in the file.
+    type: str
+    env:
+      - name: DEPMIRROR_PROMETHEUS_TOKEN
+  prometheus_timeout:
+    description: Seconds to wait for each Prometheus query before health is taken as C(unknown).
+    type: float
+    default: 5.0
+"""
+
+EXAMPLES = r"""
+---
+# inventories/example/fleet.depmirror.yml
+plugin: depmirror.mirroring.graph
+graph: graph.yml
+state_store: ../../depmirror.db
+# Add your own groups and variables on top, as with ansible.builtin.constructed:
+keyed_groups:
+  - key: depmirror_zone
+    prefix: az
+compose:
+  ansible_user: "'root'"
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: /tmp/depmirror-inventory-cache
+cache_timeout: 60
+
+# Then: ansible-inventory -i inventories/example/fleet.depmirror.yml --graph
+"""
+
+import os
+import sys
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.display import Display
+
+try:
+    from depmirror.errors import DepmirrorError
+    from depmirror.inventory import build_inventory
+except ImportError as _import_error:  # the library is installed beside ansible-core, see README
+    DEPMIRROR_IMPORT_ERROR = _import_error
+else:
+    DEPMIRROR_IMPORT_ERROR = None
+
+display = Display()
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "depmirror.mirroring.graph"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith((".depmirror.yml", ".depmirror.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        if DEPMIRROR_IMPORT_ERROR is not None:
+            raise AnsibleParserError(
+                f"{path}: the depmirror Python library is not importable from {sys.executable} "
+                "(fix: pip install depmirror into the Python that runs Ansible)"
+            ) from DEPMIRROR_IMPORT_ERROR
+        self._read_config_data(path)
+        document = self._cached_or_built(path, cache)
+        self._populate(document)
+
+    def _cached_or_built(self, path, cache):
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        if use_cache:
+            try:
+                return self._cache[cache_key]
+            except KeyError:
+                pass
+        document = self._build(path)
+        if self.get_option("cache"):
+            self._cache[cache_key] = document
+        return document
+
+    def _build(self, path):
+        base = os.path.dirname(os.path.abspath(path))
+        graph = os.path.join(base, self.get_option("graph"))
+        store = self.get_option("state_store")
+        if store and "://" not in store:
+            store = os.path.join(base, store)
+        try:
+            document = build_inventory(
+                graph,
+                store=store,
+                prometheus_url=self.get_option("prometheus_url"),
+                prometheus_token=self.get_option("prometheus_token"),
+                prometheus_timeout=self.get_option("prometheus_timeout"),
+            )
+        except DepmirrorError as e:
+            # Ansible prints the cause after this message; the cause names the file, field and fix.
+            raise AnsibleParserError(f"depmirror could not build the inventory from {path}") from e
+        for warning in document.get("warnings", []):
+            display.warning(f"{path}: {warning}")
+        return document
+
+    def _populate(self, document):
+        inventory = self.inventory
+        for group, spec in document["groups"].items():
+            inventory.add_group(group)
+            for name, value in spec.get("vars", {}).items():
+                inventory.set_variable(group, name, value)
+        for group, spec in document["groups"].items():
+            for child in spec.get("children", []):
+                inventory.add_child(group, child)
+        strict = self.get_option("strict")
+        for host, hostvars in document["hosts"].items():
+            inventory.add_host(host)
+            for name, value in hostvars.items():
+                inventory.set_variable(host, name, value)
+            self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict=strict)
+        for group, spec in document["groups"].items():
+            for host in spec.get("hosts", []):
+                inventory.add_child(group, host)
+        for name, value in document.get("all_vars", {}).items():
+            inventory.set_variable("all", name, value)

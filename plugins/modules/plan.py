@@ -1,0 +1,72 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: plan
+short_description: Compute the depmirror replication plan for a playbook
+version_added: 0.1.0
+description:
+  - Loads the dependency graph, what runs now (from the state store) and, when configured, health from
+    Prometheus, and returns the replication plan - per dependency its weight, replication factor, mode,
+    instances (host, zone, role, port) and the actions (provision, keep, decommission) with their reasons.
+  - Runs on the controller (it is an action plugin); it changes nothing.
+author:
+  - depmirror developers
+extends_documentation_fragment:
+  - depmirror.mirroring.attributes
+  - depmirror.mirroring.attributes.READ_ONLY
+options:
+  graph:
+    description: Path of the dependency graph file (see docs/graph.md).
+    required: true
+    type: path
+  state_store:
+    description:
+      - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE)
+        environment variable, and otherwise nothing: the plan starts from an empty fleet.
+    type: str
+  prometheus_url:
+    description:
+      - Prometheus base URL for health; unset means the E(DEPMIRROR_PROMETHEUS_URL) environment variable,
+        and otherwise every instance's health is C(unknown).
+    type: str
+  prometheus_token:
+    description: Bearer token for Prometheus; unset means the E(DEPMIRROR_PROMETHEUS_TOKEN) environment variable.
+    type: str
+  prometheus_timeout:
+    description: Seconds to wait for each Prometheus query.
+    type: float
+    default: 5.0
+"""
+
+EXAMPLES = r"""
+---
+- name: Compute the plan
+  depmirror.mirroring.plan:
+    graph: "{{ playbook_dir }}/../inventories/example/graph.yml"
+  register: depmirror_plan
+
+- name: Show the replication factor of payments-api
+  ansible.builtin.debug:
+    msg: "{{ (depmirror_plan.plan.dependencies | selectattr('name', 'equalto', 'payments-api') | first).replication_factor }}"
+"""
+
+RETURN = r"""
+plan:
+  description: The plan, as C(depmirror plan --format json) prints it.
+  returned: success
+  type: dict
+  contains:
+    dependencies:
+      description: One item per dependency with C(name), C(weight), C(replication_factor), C(mode), C(kind),
+        C(port), C(instances) (each C(host), C(zone), C(role), C(port), C(address)) and C(actions).
+      type: list
+      elements: dict
+warnings:
+  description: Why health is unknown, when Prometheus could not be asked.
+  returned: success
+  type: list
+  elements: str
+"""

@@ -1,0 +1,59 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: record_plan
+short_description: Record an applied depmirror plan in the state store
+version_added: 0.1.0
+description:
+  - Stores the plan that a playbook has just applied - instances, primaries and the memory the replication
+    factor's hysteresis needs - so that the next plan, the inventory plugin and the runner see what runs.
+  - Appends an C(rf_change) event to the rollback history for every dependency whose replication factor changed.
+  - Runs on the controller (it is an action plugin).
+author:
+  - depmirror developers
+extends_documentation_fragment:
+  - depmirror.mirroring.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether the store would change, and writes nothing.
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+  action:
+    support: full
+    details: Runs on the controller, where the depmirror library and the state store are.
+options:
+  plan:
+    description: The plan as returned by M(depmirror.mirroring.plan) (its C(plan) key).
+    required: true
+    type: dict
+  state_store:
+    description:
+      - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE)
+        environment variable; one of them is required.
+    type: str
+"""
+
+EXAMPLES = r"""
+---
+- name: Record the plan that was applied
+  depmirror.mirroring.record_plan:
+    plan: "{{ depmirror_plan.plan }}"
+    state_store: /var/lib/depmirror/depmirror.db
+"""
+
+RETURN = r"""
+primaries:
+  description: The primary host of every dependency, as recorded.
+  returned: success
+  type: dict
+rf_changes:
+  description: Dependencies whose replication factor changed, with C([old, new]).
+  returned: success
+  type: dict
+"""

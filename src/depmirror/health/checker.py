@@ -1,0 +1,68 @@
+"""The runner's health re-check before a rollback, answered from Prometheus by this library.
+
+Configured in the runner as `health: {checker: "depmirror.health.checker:factory", options: {...}}`.
+Verdicts map onto the runner's three words conservatively: the failed instance is `unhealthy` only when
+`failing`, and a mirror is a `healthy` target only when `healthy` (a degraded mirror is no place to go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from depmirror.errors import ConfigError
+from depmirror.graph_file import load_graph
+from depmirror.health.evaluate import DEFAULT_INTERVAL, Verdict, fetch_health
+from depmirror.health.queries import parse_duration
+from depmirror.model import Graph
+from depmirror.runner.health import HealthView
+from depmirror.runner.health import Verdict as RunnerVerdict
+
+_FAILED = {"failing": "unhealthy", "healthy": "healthy", "degraded": "unknown", "unknown": "unknown"}
+_CANDIDATE = {"healthy": "healthy", "degraded": "unhealthy", "failing": "unhealthy", "unknown": "unknown"}
+
+
+class PrometheusHealthChecker:
+    def __init__(self, graph: Graph, url: str, token: str | None, timeout: float, interval: float) -> None:
+        self.graph, self.url, self.token, self.timeout, self.interval = graph, url, token, timeout, interval
+
+    async def check(self, dependency: str, failed_instance: str) -> HealthView:
+        report = await asyncio.to_thread(
+            fetch_health, self.graph, self.url, None, token=self.token, timeout=self.timeout,
+            interval=self.interval, dependencies={dependency},
+        )
+        verdicts = {v.key: v for v in report.verdicts if v.dependency == dependency}
+        failed = verdicts.get(failed_instance)
+        return HealthView(
+            failed_instance=_word(_FAILED, failed),
+            candidates={key: _word(_CANDIDATE, v) for key, v in sorted(verdicts.items()) if key != failed_instance},
+            source=f"prometheus {self.url}",
+            inputs={"verdicts": [v.to_dict() for v in verdicts.values()], "warnings": list(report.warnings)},
+        )
+
+
+def _word(table: Mapping[str, str], verdict: Verdict | None) -> RunnerVerdict:
+    word: Any = "unknown" if verdict is None else table[verdict.state]
+    return word
+
+
+def factory(options: Mapping[str, Any]) -> PrometheusHealthChecker:
+    """Options: `graph` (path), `prometheus_url`, `token_env` (name of the variable holding the bearer
+    token), `timeout` (seconds), `interval` (the probes' scrape interval, e.g. 5s)."""
+    where = "runner config"
+    graph = options.get("graph")
+    url = options.get("prometheus_url") or os.environ.get("DEPMIRROR_PROMETHEUS_URL")
+    if not isinstance(graph, str) or not graph:
+        raise ConfigError(where, "health.options.graph", "missing", "the path of the graph file")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(where, "health.options.prometheus_url", "missing", "the Prometheus base URL")
+    token_env = options.get("token_env", "DEPMIRROR_PROMETHEUS_TOKEN")
+    try:
+        interval = parse_duration(options.get("interval", DEFAULT_INTERVAL))
+        timeout = float(options.get("timeout", 5.0))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(where, "health.options", str(error), "interval like 5s, timeout in seconds") from error
+    token = os.environ.get(str(token_env)) or None
+    return PrometheusHealthChecker(load_graph(graph), url, token, timeout, interval)

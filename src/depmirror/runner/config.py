@@ -1,0 +1,350 @@
+"""The runner's YAML config (docs/runner.md), validated into dataclasses with file/field/fix errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from depmirror.errors import ConfigError
+from depmirror.runner.dependencies import load_dependency_names
+from depmirror.store.factory import default_store_url
+
+AUTH_TYPES = ("bearer", "basic", "none")
+ACTION_KINDS = ("ansible-runner", "awx")
+MODES = ("act", "shadow")
+ON_INTERRUPTED = ("retry", "hold")
+ON_UNKNOWN_HEALTH = ("refuse", "delegate")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    type: str
+    token: str = field(default="", repr=False)
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AwxConfig:
+    url: str
+    token: str = field(repr=False)
+    job_template_id: int
+    failback_job_template_id: int | None = None
+    poll_interval_s: float = 2.0
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ActionConfig:
+    kind: str = "ansible-runner"
+    playbook: Path = Path("playbooks/rollback.yml")
+    failback_playbook: Path = Path("playbooks/failback.yml")
+    inventory: tuple[Path, ...] = ()
+    work_dir: Path = Path("runner-work")
+    timeout_s: float = 600.0
+    envvars: dict[str, str] = field(default_factory=dict)
+    awx: AwxConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    cooldown_s: float = 300.0
+    flap_window_s: float = 900.0
+    flap_max_transitions: int = 6
+    failback: bool = False
+    failback_hold_s: float = 300.0
+    on_interrupted: str = "retry"
+    on_unknown_health: str = "refuse"
+    max_concurrent_actions: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    checker: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerConfig:
+    path: Path
+    dependencies: frozenset[str]
+    host: str = "127.0.0.1"
+    port: int = 9466
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth: AuthConfig = AuthConfig(type="none")
+    max_body_bytes: int = 1_048_576
+    store: str = ""
+    mode: str = "act"
+    runner_id: str = ""
+    dependency_label: str = "dependency"
+    instance_label: str = "instance"
+    action: ActionConfig = ActionConfig()
+    policy: PolicyConfig = PolicyConfig()
+    health: HealthConfig = HealthConfig()
+    queue_retention_s: float = 7 * 86400.0
+    secret_envs: tuple[str, ...] = ()
+
+
+class _Reader:
+    """Typed access to one mapping of the file, naming the dotted field in every error."""
+
+    def __init__(self, file: Path, data: Any, prefix: str = "", secret_envs: list[str] | None = None) -> None:
+        self.file = str(file)
+        self.prefix = prefix
+        # Shared by every section of one file: the environment variables that held secrets.
+        self.secret_envs: list[str] = [] if secret_envs is None else secret_envs
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(
+                self.file, prefix or "(top level)", "must be a mapping", "write key: value pairs"
+            )
+        self.data: dict[str, Any] = data
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def error(self, key: str, problem: str, fix: str = "") -> ConfigError:
+        return ConfigError(self.file, self.name(key), problem, fix)
+
+    def section(self, key: str) -> _Reader:
+        return _Reader(Path(self.file), self.data.get(key), self.name(key), self.secret_envs)
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {type(value).__name__}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            raise self.error(key, f"is {value!r}", f"use one of: {', '.join(choices)}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.error(key, f"must be a number >= {minimum}, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.error(key, f"must be an integer in {minimum}..{maximum}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return value
+
+    def path(self, key: str, default: str | None) -> Path | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.error(key, "must be a non-empty path")
+        # Relative paths are relative to the config file, so the runner works from any directory.
+        return (Path(self.file).parent / value).resolve()
+
+    def secret(self, key: str) -> str:
+        """`KEY_env: NAME` (read $NAME) or `KEY_file: PATH`; never the secret itself in the file."""
+        env_name, file_name = self.data.get(f"{key}_env"), self.data.get(f"{key}_file")
+        if key in self.data:
+            raise self.error(key, "secrets are not read from the config file", f"use {key}_env or {key}_file")
+        if env_name is not None:
+            if not isinstance(env_name, str) or not os.environ.get(env_name):
+                raise self.error(
+                    f"{key}_env",
+                    f"environment variable {env_name!r} is not set or empty",
+                    f"export {env_name}=...",
+                )
+            self.secret_envs.append(env_name)
+            return os.environ[env_name]
+        if file_name is not None:
+            secret_path = self.path(f"{key}_file", None)
+            assert secret_path is not None
+            try:
+                value = secret_path.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise self.error(f"{key}_file", f"cannot read {secret_path}: {error.strerror}") from error
+            if not value:
+                raise self.error(f"{key}_file", f"{secret_path} is empty")
+            return value
+        raise self.error(f"{key}_env", "is required", f"set {key}_env: VARIABLE or {key}_file: PATH")
+
+
+def load_config(path: str | Path) -> RunnerConfig:
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(str(file), "", f"cannot read: {error.strerror}", "pass --config PATH") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(str(file), "", f"not valid YAML: {error}") from error
+    top = _Reader(file, raw)
+    known = {
+        "listen",
+        "tls",
+        "auth",
+        "max_body_bytes",
+        "store",
+        "mode",
+        "runner_id",
+        "graph",
+        "dependencies",
+        "labels",
+        "action",
+        "policy",
+        "health",
+        "queue_retention_seconds",
+    }
+    for key in top.data:
+        if key not in known:
+            raise top.error(key, "unknown setting", f"known settings: {', '.join(sorted(known))}")
+
+    listen = top.section("listen")
+    tls = top.section("tls")
+    tls_cert, tls_key = tls.path("cert", None), tls.path("key", None)
+    if (tls_cert is None) != (tls_key is None):
+        raise tls.error("cert", "tls needs both cert and key")
+    labels = top.section("labels")
+    auth = _auth(top.section("auth"))
+    mode = top.choice("mode", MODES, "act")
+    action = _action(top.section("action"), mode)
+    return RunnerConfig(
+        path=file,
+        dependencies=_dependencies(top),
+        host=listen.text("host", "127.0.0.1"),
+        port=listen.integer("port", 9466, 0, 65535),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        auth=auth,
+        max_body_bytes=top.integer("max_body_bytes", 1_048_576, 1024, 64 * 1_048_576),
+        store=_store(top),
+        mode=mode,
+        runner_id=top.text("runner_id", "") or socket.gethostname(),
+        dependency_label=labels.text("dependency", "dependency"),
+        instance_label=labels.text("instance", "instance"),
+        action=action,
+        policy=_policy(top.section("policy")),
+        health=_health(top.section("health")),
+        queue_retention_s=top.number("queue_retention_seconds", 7 * 86400.0, 60.0),
+        secret_envs=tuple(top.secret_envs),
+    )
+
+
+def _store(top: _Reader) -> str:
+    value = top.text("store", "")
+    if not value:
+        return default_store_url()
+    if "://" in value or value.startswith("sqlite:"):
+        return value
+    resolved = top.path("store", None)
+    return str(resolved)
+
+
+def _dependencies(top: _Reader) -> frozenset[str]:
+    names: set[str] = set()
+    graph = top.path("graph", None)
+    if graph is not None:
+        names.update(load_dependency_names(graph, config_file=top.file))
+    listed = top.data.get("dependencies")
+    if listed is not None:
+        if not isinstance(listed, list) or not all(isinstance(n, str) and n for n in listed):
+            raise top.error("dependencies", "must be a list of dependency names")
+        names.update(listed)
+    if not names:
+        raise top.error(
+            "graph", "no dependencies known", "set graph: PATH (the graph file) or dependencies: [...]"
+        )
+    return frozenset(names)
+
+
+def _auth(auth: _Reader) -> AuthConfig:
+    kind = auth.choice("type", AUTH_TYPES, "bearer")
+    if kind == "bearer":
+        return AuthConfig(type=kind, token=auth.secret("token"))
+    if kind == "basic":
+        username = auth.text("username", "")
+        if not username:
+            raise auth.error("username", "is required for basic auth")
+        return AuthConfig(type=kind, username=username, password=auth.secret("password"))
+    return AuthConfig(type="none")
+
+
+def _action(action: _Reader, mode: str) -> ActionConfig:
+    kind = action.choice("kind", ACTION_KINDS, "ansible-runner")
+    playbook = action.path("playbook", "playbooks/rollback.yml")
+    failback_playbook = action.path("failback_playbook", "playbooks/failback.yml")
+    assert playbook is not None and failback_playbook is not None
+    if kind == "ansible-runner" and mode == "act" and not playbook.is_file():
+        raise action.error("playbook", f"{playbook} does not exist", "point it at playbooks/rollback.yml")
+    inventory_raw = action.data.get("inventory", [])
+    if isinstance(inventory_raw, str):
+        inventory_raw = [inventory_raw]
+    if not isinstance(inventory_raw, list) or not all(isinstance(i, str) for i in inventory_raw):
+        raise action.error("inventory", "must be a path or a list of paths")
+    inventories = tuple((Path(action.file).parent / i).resolve() for i in inventory_raw)
+    envvars = action.data.get("envvars", {})
+    if not isinstance(envvars, dict) or not all(isinstance(v, str) for v in envvars.values()):
+        raise action.error("envvars", "must map names to string values")
+    work_dir = action.path("work_dir", "runner-work")
+    assert work_dir is not None
+    awx = _awx(action.section("awx")) if kind == "awx" else None
+    return ActionConfig(
+        kind=kind,
+        playbook=playbook,
+        failback_playbook=failback_playbook,
+        inventory=inventories,
+        work_dir=work_dir,
+        timeout_s=action.number("timeout_seconds", 600.0, 1.0),
+        envvars={str(k): v for k, v in envvars.items()},
+        awx=awx,
+    )
+
+
+def _awx(awx: _Reader) -> AwxConfig:
+    url = awx.text("url", "")
+    if not url.startswith(("http://", "https://")):
+        raise awx.error("url", f"must be an http(s) URL, got {url!r}", "e.g. https://awx.example.com")
+    failback = awx.data.get("failback_job_template_id")
+    return AwxConfig(
+        url=url.rstrip("/"),
+        token=awx.secret("token"),
+        job_template_id=awx.integer("job_template_id", 0, 1),
+        failback_job_template_id=None if failback is None else awx.integer("failback_job_template_id", 0, 1),
+        poll_interval_s=awx.number("poll_interval_seconds", 2.0, 0.05),
+        verify_tls=awx.boolean("verify_tls", True),
+    )
+
+
+def _policy(policy: _Reader) -> PolicyConfig:
+    return PolicyConfig(
+        cooldown_s=policy.number("cooldown_seconds", 300.0),
+        flap_window_s=policy.number("flap_window_seconds", 900.0),
+        flap_max_transitions=policy.integer("flap_max_transitions", 6, 2),
+        failback=policy.boolean("failback", False),
+        failback_hold_s=policy.number("failback_hold_seconds", 300.0),
+        on_interrupted=policy.choice("on_interrupted", ON_INTERRUPTED, "retry"),
+        on_unknown_health=policy.choice("on_unknown_health", ON_UNKNOWN_HEALTH, "refuse"),
+        max_concurrent_actions=policy.integer("max_concurrent_actions", 4, 1, 64),
+    )
+
+
+def _health(health: _Reader) -> HealthConfig:
+    checker = health.text("checker", "none")
+    if checker != "none" and ":" not in checker:
+        raise health.error("checker", f"is {checker!r}", "use none or module.path:factory")
+    options = health.data.get("options", {})
+    if not isinstance(options, dict):
+        raise health.error("options", "must be a mapping")
+    return HealthConfig(checker=checker, options=options)

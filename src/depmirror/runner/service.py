@@ -1,0 +1,95 @@
+"""Wire the runner together and run it until SIGTERM/SIGINT: store, recovery, worker, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+
+from aiohttp import web
+
+from depmirror.runner.actions import Action
+from depmirror.runner.ansible_action import AnsibleRunnerAction
+from depmirror.runner.app import build_app
+from depmirror.runner.awx_action import AwxAction
+from depmirror.runner.config import RunnerConfig
+from depmirror.runner.health import HealthChecker, load_health_checker
+from depmirror.runner.metrics import RunnerMetrics
+from depmirror.runner.worker import StoreCaller, Worker
+from depmirror.store.factory import open_store
+
+log = logging.getLogger("depmirror.runner")
+# On SIGTERM, running actions get this long to finish; after that the next start marks them interrupted.
+DRAIN_TIMEOUT_S = 30.0
+
+
+def build_action(config: RunnerConfig) -> Action | None:
+    if config.mode == "shadow":
+        return None
+    if config.action.kind == "awx":
+        assert config.action.awx is not None
+        return AwxAction(config.action.awx, config.action.timeout_s)
+    return AnsibleRunnerAction(config.action)
+
+
+def _ssl_context(config: RunnerConfig) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
+async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> None:
+    store = open_store(config.store)
+    db = StoreCaller(store)
+    # The webhook gets its own connection and thread: a 202 must not queue behind the worker's writes.
+    intake_store = open_store(config.store)
+    intake_db = StoreCaller(intake_store)
+    metrics = RunnerMetrics()
+    checker = health or load_health_checker(config.health.checker, config.health.options, str(config.path))
+    action = build_action(config)
+    worker = Worker(config, db, action, checker, metrics)
+    ready = False
+    app = build_app(config, intake_db, metrics, worker.wake.set, lambda: ready)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        # Recover before listening: an interrupted action must be marked before new alerts arrive.
+        await worker.recover()
+        site = web.TCPSite(
+            runner, config.host, config.port, ssl_context=_ssl_context(config), reuse_address=True
+        )
+        await site.start()
+        scheme = "https" if config.tls_cert else "http"
+        log.info(
+            "depmirror runner %s listening on %s://%s:%d (mode %s, pid %d)",
+            config.runner_id,
+            scheme,
+            config.host,
+            config.port,
+            config.mode,
+            os.getpid(),
+        )
+        ready = True
+        worker_task = asyncio.create_task(worker.run(stop))
+        await stop.wait()
+        ready = False
+        log.info("stopping: waiting up to %.0fs for running actions", DRAIN_TIMEOUT_S)
+        await worker_task
+        await worker.drain(DRAIN_TIMEOUT_S)
+        if isinstance(action, AnsibleRunnerAction) and not worker.idle():
+            action.cancel()
+            await worker.drain(10.0)
+    finally:
+        await runner.cleanup()
+        for caller in (intake_db, db):
+            caller.shutdown()
+            caller.store.close()

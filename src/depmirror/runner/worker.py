@@ -1,0 +1,487 @@
+"""The worker: takes decided-nothing-yet alerts from the durable queue, decides, and acts (one at a time
+per dependency), recording every decision in the rollback history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from depmirror.runner import policy
+from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionResult
+from depmirror.runner.config import RunnerConfig
+from depmirror.runner.health import HealthChecker, HealthView
+from depmirror.runner.metrics import RunnerMetrics
+from depmirror.store.base import Store
+from depmirror.store.model import ActionRecord, Event, EventFilter, QueuedAlert, utcnow
+
+log = logging.getLogger("depmirror.runner")
+T = TypeVar("T")
+HEALTH_TIMEOUT_S = 5.0
+DISPATCH_BATCH_S = 0.2
+MAX_FINGERPRINTS_IN_EVENT = 50
+
+
+class StoreCaller:
+    """Runs blocking store calls on one thread, so the event loop never waits on an fsync."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="depmirror-store")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class Worker:
+    def __init__(
+        self,
+        config: RunnerConfig,
+        db: StoreCaller,
+        action: Action | None,
+        health: HealthChecker,
+        metrics: RunnerMetrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.store = db.store
+        self.action = action
+        self.health = health
+        self.metrics = metrics
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.policy.max_concurrent_actions)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    async def recover(self) -> list[Event]:
+        recovered = await self.db(self.store.recover_interrupted, self.config.runner_id, self.clock())
+        for record, event in recovered:
+            log.warning(
+                "action %s (%s of %s) was interrupted; re-evaluating",
+                record.action_id,
+                record.kind,
+                record.dependency,
+            )
+            self._count(event)
+        await self.db(self.store.prune_queue, self.clock() - timedelta(seconds=self.config.queue_retention_s))
+        return [event for _, event in recovered]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.dispatch()
+            except Exception:  # a store hiccup must not kill the worker; the queue keeps the alerts
+                log.exception("dispatch failed; retrying")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                # Batch a burst: during an alert storm, one pass per burst instead of one per webhook.
+                await asyncio.sleep(DISPATCH_BATCH_S)
+
+    async def drain(self, timeout_s: float) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+
+    def idle(self) -> bool:
+        return not self._tasks
+
+    # --- dispatch ----------------------------------------------------------------------------------
+    async def dispatch(self) -> None:
+        pending = await self.db(self.store.pending, self.clock())
+        self.metrics.queue_depth.set(await self.db(self.store.queue_depth))
+        by_dependency: dict[str, list[QueuedAlert]] = {}
+        for alert in pending:
+            by_dependency.setdefault(alert.dependency, []).append(alert)
+        for dependency, alerts in by_dependency.items():
+            if dependency in self._busy:
+                continue  # one action at a time per dependency; the rest waits in the queue
+            self._busy.add(dependency)
+            task = asyncio.create_task(self._handle(dependency, alerts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, dependency: str, alerts: list[QueuedAlert]) -> None:
+        try:
+            await self._handle_dependency(alerts)
+        except Exception:
+            log.exception("handling alerts for %r failed; they stay queued", dependency)
+            await asyncio.sleep(1.0)
+        finally:
+            self._busy.discard(dependency)
+            self.wake.set()
+
+    async def _handle_dependency(self, alerts: list[QueuedAlert]) -> None:
+        ignored: dict[str, list[QueuedAlert]] = {}
+        ours: list[QueuedAlert] = []
+        for alert in alerts:
+            reason = policy.ignore_reason(alert, self.config)
+            if reason is None:
+                ours.append(alert)
+            else:
+                ignored.setdefault(reason, []).append(alert)
+        for reason, group in ignored.items():
+            await self._settle(group, self._event("alert_ignored", group, decision="ignore", reason=reason))
+        for instance_alerts in policy.newest_per_instance(ours).values():
+            if instance_alerts[-1].status == "firing":
+                await self._on_firing(instance_alerts)
+            else:
+                await self._on_resolved(instance_alerts)
+
+    # --- firing: rollback --------------------------------------------------------------------------
+    async def _on_firing(self, alerts: list[QueuedAlert]) -> None:
+        newest = alerts[-1]
+        dependency, instance = newest.dependency, newest.instance
+        retry_of = next((a.retry_of for a in alerts if a.retry_of), None)
+        primary = await self.db(self.store.primary, dependency)
+        if primary is not None and primary != instance:
+            kind, reason = "alert_ignored", f"{instance} is not the primary ({primary} is)"
+            if retry_of:
+                kind, reason = "alert_suppressed", f"superseded: the primary is already {primary}"
+            await self._settle(alerts, self._event(kind, alerts, decision="ignore", reason=reason))
+            return
+        if retry_of:
+            if await self._resume(alerts, retry_of):
+                return
+        else:
+            held = await self._held_back(alerts, ("rollback",))
+            if held:
+                return
+        view = await self._check_health(dependency, instance)
+        verdict = policy.judge_rollback_health(view, self.config.policy)
+        if not verdict.act:
+            await self._settle(
+                alerts,
+                self._event(
+                    "refused", alerts, action="rollback", decision="refuse", reason=verdict.reason, view=view
+                ),
+            )
+            return
+        await self._act("rollback", alerts, view, verdict.candidates, verdict.reason, retry_of)
+
+    async def _resume(self, alerts: list[QueuedAlert], retry_of: str) -> bool:
+        """An interrupted action: follow it if it can be followed, hold it if policy says so."""
+        previous = await self.db(
+            self.store.events, EventFilter(dependency=alerts[-1].dependency, kinds=("interrupted",), limit=20)
+        )
+        interrupted = next((e for e in previous if e.details.get("action_id") == retry_of), None)
+        external_id = interrupted.details.get("external_id") if interrupted else None
+        if external_id and self.action is not None and self.config.mode == "act":
+            await self._follow(alerts, str(external_id), retry_of, interrupted)
+            return True
+        attempts = max(a.attempts for a in alerts)
+        if self.config.policy.on_interrupted == "hold" or attempts > 1:
+            why = "policy.on_interrupted is hold" if attempts <= 1 else f"interrupted {attempts} times"
+            await self._settle(
+                alerts,
+                self._event(
+                    "refused",
+                    alerts,
+                    action="rollback",
+                    decision="hold",
+                    reason=f"action {retry_of} was interrupted, may have run in part; {why}; operator needed",
+                ),
+            )
+            return True
+        return False
+
+    async def _held_back(self, alerts: list[QueuedAlert], kinds: tuple[str, ...]) -> bool:
+        newest = alerts[-1]
+        now = self.clock()
+        last = await self.db(
+            self.store.events,
+            EventFilter(dependency=newest.dependency, kinds=("rollback", "failback"), limit=1),
+        )
+        reason = policy.in_cooldown(last[0] if last else None, now, self.config.policy)
+        if reason is None:
+            transitions = await self.db(
+                self.store.alert_transitions,
+                sorted({a.fingerprint for a in alerts}),
+                policy.flap_since(now, self.config.policy),
+            )
+            reason = policy.flapping(transitions, self.config.policy)
+        if reason is None:
+            return False
+        await self._settle(
+            alerts,
+            self._event("alert_suppressed", alerts, action=kinds[0], decision="suppress", reason=reason),
+        )
+        return True
+
+    # --- resolved: failback ------------------------------------------------------------------------
+    async def _on_resolved(self, alerts: list[QueuedAlert]) -> None:
+        newest = alerts[-1]
+        if not self.config.policy.failback:
+            await self._settle(alerts, None)
+            return
+        latest = await self.db(self.store.latest_alert, newest.dependency, newest.instance)
+        if latest is not None and latest.id != newest.id and latest.status == "firing":
+            await self._settle(
+                alerts,
+                self._event(
+                    "alert_suppressed",
+                    alerts,
+                    action="failback",
+                    decision="suppress",
+                    reason="fired again during the hold",
+                ),
+            )
+            return
+        rollbacks = await self.db(
+            self.store.events,
+            EventFilter(dependency=newest.dependency, kinds=("rollback",), instance=newest.instance, limit=1),
+        )
+        primary = await self.db(self.store.primary, newest.dependency)
+        if not rollbacks or rollbacks[0].outcome not in ("succeeded", "shadow") or primary == newest.instance:
+            await self._settle(alerts, None)  # nothing was rolled back away from this instance
+            return
+        if await self._held_back(alerts, ("failback",)):
+            return
+        view = await self._check_health(newest.dependency, newest.instance)
+        verdict = policy.judge_failback_health(view)
+        if not verdict.act:
+            await self._settle(
+                alerts,
+                self._event(
+                    "refused", alerts, action="failback", decision="refuse", reason=verdict.reason, view=view
+                ),
+            )
+            return
+        await self._act("failback", alerts, view, (), "the instance recovered and the hold time passed", None)
+
+    # --- acting ------------------------------------------------------------------------------------
+    async def _act(
+        self,
+        kind: ActionKind,
+        alerts: list[QueuedAlert],
+        view: HealthView,
+        candidates: tuple[str, ...],
+        why: str,
+        retry_of: str | None,
+    ) -> None:
+        newest = alerts[-1]
+        request = ActionRequest(
+            action_id=uuid.uuid4().hex,
+            kind=kind,
+            dependency=newest.dependency,
+            instance=newest.instance,
+            trigger=self._trigger(alerts),
+            store_url=self.store.url,
+            candidates=candidates,
+            retry_of=retry_of,
+        )
+        if self.config.mode == "shadow" or self.action is None:
+            event = self._event(
+                kind,
+                alerts,
+                decision="shadow",
+                reason=f"shadow mode: would run; {why}",
+                view=view,
+                outcome="shadow",
+                details={"action_id": request.action_id, "extra_vars": request.extra_vars()},
+            )
+            await self._settle(alerts, event)
+            self.metrics.actions.labels(kind, "shadow").inc()
+            return
+        record = ActionRecord(
+            action_id=request.action_id,
+            kind=kind,
+            dependency=request.dependency,
+            instance=request.instance,
+            runner_id=self.config.runner_id,
+            started_at=self.clock(),
+            queue_ids=tuple(a.id for a in alerts if a.id is not None),
+            trigger=request.trigger,
+            inputs=_inputs(view),
+        )
+        async with self._slots:
+            await self.db(self.store.begin_action, record)
+
+            async def started(external_id: str) -> None:
+                await self.db(self.store.set_action_external_id, request.action_id, external_id)
+
+            began = time.monotonic()
+            try:
+                result = await self.action.run(request, started)
+            except Exception as error:  # a bug in an action must close its journal entry, not wedge it
+                log.exception("action %s raised", request.action_id)
+                result = ActionResult(
+                    outcome="failed", detail=f"action raised {type(error).__name__}: {error}"
+                )
+            duration = time.monotonic() - began
+        await self._finish(
+            kind,
+            alerts,
+            record,
+            result.outcome,
+            result.detail,
+            duration,
+            view,
+            result.target,
+            {
+                "action_id": request.action_id,
+                "executor": self.action.name,
+                "external_id": result.external_id,
+                "retry_of": retry_of,
+                **result.details,
+            },
+            why,
+        )
+
+    async def _follow(
+        self, alerts: list[QueuedAlert], external_id: str, retry_of: str, interrupted: Event | None
+    ) -> None:
+        assert self.action is not None
+        kind: ActionKind = (
+            "failback" if interrupted is not None and interrupted.action == "failback" else "rollback"
+        )
+        record = ActionRecord(
+            action_id=uuid.uuid4().hex,
+            kind=kind,
+            dependency=alerts[-1].dependency,
+            instance=alerts[-1].instance,
+            runner_id=self.config.runner_id,
+            started_at=self.clock(),
+            queue_ids=tuple(a.id for a in alerts if a.id is not None),
+            external_id=external_id,
+            trigger=self._trigger(alerts),
+        )
+        await self.db(self.store.begin_action, record)
+        began = time.monotonic()
+        result = await self.action.follow(external_id)
+        if result is None:
+            await self._finish(
+                kind,
+                alerts,
+                record,
+                "failed",
+                f"cannot follow {external_id}",
+                0.0,
+                None,
+                None,
+                {"action_id": record.action_id, "retry_of": retry_of},
+                "resume",
+            )
+            return
+        await self._finish(
+            kind,
+            alerts,
+            record,
+            result.outcome,
+            result.detail,
+            time.monotonic() - began,
+            None,
+            result.target,
+            {"action_id": record.action_id, "followed": external_id, "retry_of": retry_of, **result.details},
+            f"followed {external_id} started before the restart; not launched again",
+        )
+
+    async def _finish(
+        self,
+        kind: ActionKind,
+        alerts: list[QueuedAlert],
+        record: ActionRecord,
+        outcome: str,
+        detail: str,
+        duration: float,
+        view: HealthView | None,
+        target: str | None,
+        details: dict[str, Any],
+        why: str,
+    ) -> None:
+        event = self._event(
+            kind,
+            alerts,
+            decision="act",
+            reason=f"{why}; {detail}",
+            view=view,
+            outcome=outcome,
+            details=details,
+        )
+        event = replace(event, target=target, duration_s=round(duration, 3))
+        stored = await self.db(self.store.finish_action, record.action_id, event)
+        if outcome == "succeeded" and target:
+            new_primary = target if kind == "rollback" else record.instance
+            await self.db(self.store.set_primary, record.dependency, new_primary)
+        self._count(stored)
+        self.metrics.actions.labels(kind, outcome).inc()
+        self.metrics.action_duration.labels(kind).observe(duration)
+
+    # --- helpers -----------------------------------------------------------------------------------
+    async def _check_health(self, dependency: str, instance: str) -> HealthView:
+        try:
+            return await asyncio.wait_for(self.health.check(dependency, instance), HEALTH_TIMEOUT_S)
+        except Exception as error:  # a broken checker means "unknown", never "healthy"
+            return HealthView(
+                failed_instance="unknown",
+                source="error",
+                inputs={"error": f"{type(error).__name__}: {error}"},
+            )
+
+    async def _settle(self, alerts: Sequence[QueuedAlert], event: Event | None) -> None:
+        ids = [a.id for a in alerts if a.id is not None]
+        stored = await self.db(self.store.settle, ids, event)
+        if stored is not None:
+            self._count(stored)
+
+    def _count(self, event: Event) -> None:
+        self.metrics.decisions.labels(event.kind, event.outcome).inc()
+
+    def _trigger(self, alerts: Sequence[QueuedAlert]) -> dict[str, Any]:
+        newest = alerts[-1]
+        trigger = newest.trigger()
+        trigger["runner_id"] = self.config.runner_id
+        trigger["alerts"] = len(alerts)
+        trigger["fingerprints"] = sorted({a.fingerprint for a in alerts})[:MAX_FINGERPRINTS_IN_EVENT]
+        return trigger
+
+    def _event(
+        self,
+        kind: str,
+        alerts: Sequence[QueuedAlert],
+        *,
+        decision: str,
+        reason: str,
+        action: str | None = None,
+        view: HealthView | None = None,
+        outcome: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:
+        newest = alerts[-1]
+        default_outcome = {"alert_ignored": "ignored", "alert_suppressed": "suppressed", "refused": "refused"}
+        return Event(
+            kind=kind,
+            dependency=newest.dependency or "-",
+            instance=newest.instance or None,
+            action=action,
+            time=self.clock(),
+            trigger=self._trigger(alerts),
+            inputs=_inputs(view) if view is not None else {"labels": newest.labels},
+            decision=decision,
+            reason=reason,
+            outcome=outcome or default_outcome.get(kind, kind),
+            details=details or {},
+        )
+
+
+def _inputs(view: HealthView | None) -> dict[str, Any]:
+    if view is None:
+        return {}
+    return {
+        "health_source": view.source,
+        "failed_instance": view.failed_instance,
+        "candidates": view.candidates,
+        **view.inputs,
+    }

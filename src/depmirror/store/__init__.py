@@ -1,0 +1,34 @@
+"""The store: rollback history, state (primaries, applied plan, RF decisions) and the runner's queue.
+
+Open it with `open_store`; program against `Store`, never against a backend class.
+"""
+
+from depmirror.store.base import Store, StoreError
+from depmirror.store.factory import DEFAULT_STORE_PATH, STORE_ENV, default_store_url, open_store
+from depmirror.store.model import (
+    EVENT_KINDS,
+    OUTCOMES,
+    ActionRecord,
+    EnqueueResult,
+    Event,
+    EventFilter,
+    QueuedAlert,
+    RFDecision,
+)
+
+__all__ = [
+    "DEFAULT_STORE_PATH",
+    "EVENT_KINDS",
+    "OUTCOMES",
+    "STORE_ENV",
+    "ActionRecord",
+    "EnqueueResult",
+    "Event",
+    "EventFilter",
+    "QueuedAlert",
+    "RFDecision",
+    "Store",
+    "StoreError",
+    "default_store_url",
+    "open_store",
+]

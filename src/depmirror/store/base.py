@@ -1,0 +1,133 @@
+"""The store interface: rollback history, state, and the runner's durable alert queue.
+
+Every backend implements `Store`. The contract a backend must keep (SQLite now, PostgreSQL later):
+- Each method is one transaction; when it returns, what it wrote is durable (fsynced), so a caller may
+  acknowledge it (the runner answers 202, the module reports `changed`).
+- The history is append-only: nothing updates or deletes an event; ids grow with every append.
+- Several processes may write at once (runners, playbooks run by AWX, `depmirror` commands).
+- Arguments and results are the dataclasses of `depmirror.store.model` and plain JSON-able values; no
+  connection, cursor or row object ever crosses this interface.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from depmirror.store.model import (
+    ActionRecord,
+    EnqueueResult,
+    Event,
+    EventFilter,
+    QueuedAlert,
+    RFDecision,
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (not bad user input: that is ConfigError)."""
+
+
+class Store(ABC):
+    """One history + state + queue, shared by everything that reads or writes depmirror's truth."""
+
+    url: str
+
+    # --- rollback history -------------------------------------------------------------------------
+    @abstractmethod
+    def append_event(self, event: Event) -> Event:
+        """Append one event durably; returns it with `id` set."""
+
+    @abstractmethod
+    def events(self, query: EventFilter | None = None) -> list[Event]:
+        """Events matching `query`, newest first."""
+
+    # --- state ------------------------------------------------------------------------------------
+    @abstractmethod
+    def primary(self, dependency: str) -> str | None:
+        """The instance that is primary for `dependency` now, or None if no rollback or adjust said."""
+
+    @abstractmethod
+    def primaries(self) -> dict[str, str]: ...
+
+    @abstractmethod
+    def set_primary(self, dependency: str, instance: str) -> None: ...
+
+    @abstractmethod
+    def applied_plan(self) -> dict[str, Any] | None:
+        """The last plan `adjust` applied, as the JSON object it was stored as."""
+
+    @abstractmethod
+    def set_applied_plan(self, plan: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def record_rf_decision(self, decision: RFDecision) -> None: ...
+
+    @abstractmethod
+    def rf_decisions(self, dependency: str | None = None, since: datetime | None = None) -> list[RFDecision]:
+        """RF decisions oldest first: the planner's hysteresis reads the recent ones."""
+
+    # --- the runner's durable alert queue ---------------------------------------------------------
+    @abstractmethod
+    def enqueue(self, alerts: Sequence[QueuedAlert]) -> EnqueueResult:
+        """Queue alerts not seen before (by fingerprint + startsAt + status); count the rest."""
+
+    @abstractmethod
+    def pending(self, now: datetime, limit: int = 1000) -> list[QueuedAlert]:
+        """Queued alerts not yet decided whose not_before has passed, oldest first."""
+
+    @abstractmethod
+    def queue_depth(self) -> int:
+        """Alerts queued and not yet decided (including those acting now)."""
+
+    @abstractmethod
+    def settle(self, queue_ids: Sequence[int], event: Event | None) -> Event | None:
+        """Mark queued alerts decided without an action, appending `event` in the same transaction."""
+
+    @abstractmethod
+    def begin_action(self, record: ActionRecord) -> None:
+        """Journal an action as started and tie its queued alerts to it, before the action runs."""
+
+    @abstractmethod
+    def set_action_external_id(self, action_id: str, external_id: str) -> None:
+        """Remember e.g. the AWX job id, so a restart can follow the job instead of launching again."""
+
+    @abstractmethod
+    def finish_action(self, action_id: str, event: Event) -> Event:
+        """Append the action's event, close its journal entry and settle its alerts, atomically."""
+
+    @abstractmethod
+    def recover_interrupted(self, runner_id: str, now: datetime) -> list[tuple[ActionRecord, Event]]:
+        """Close every action `runner_id` started and never finished (the process died).
+
+        Appends an `interrupted` event per action and puts its alerts back in the queue with `retry_of`
+        set, so the runner re-evaluates them instead of running them again blindly.
+        """
+
+    @abstractmethod
+    def latest_alert(self, dependency: str, instance: str) -> QueuedAlert | None:
+        """The most recently received alert for this instance, decided or not."""
+
+    @abstractmethod
+    def alert_transitions(self, fingerprints: Sequence[str], since: datetime) -> int:
+        """The most state changes (firing/resolved by startsAt) one of these alerts had since `since`."""
+
+    @abstractmethod
+    def prune_queue(self, before: datetime) -> int:
+        """Forget decided alerts received before `before` (history events stay forever)."""
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StoreError unless the store answers (readiness)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

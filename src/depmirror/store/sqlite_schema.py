@@ -1,0 +1,85 @@
+"""The SQLite schema. Times are REAL seconds since the epoch (UTC); JSON columns hold objects as text."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    instance TEXT,
+    target TEXT,
+    action TEXT,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_s REAL,
+    trigger TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_dependency ON events (dependency, id);
+CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts);
+-- The history is an audit trail: the database itself refuses to rewrite it.
+CREATE TRIGGER IF NOT EXISTS events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the rollback history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the rollback history is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS primaries (
+    dependency TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS applied_plan (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    plan TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rf_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dependency TEXT NOT NULL,
+    rf INTEGER NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rf_decisions_by_dependency ON rf_decisions (dependency, ts);
+
+CREATE TABLE IF NOT EXISTS alert_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    received_ts REAL NOT NULL,
+    not_before_ts REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    action_id TEXT,
+    retry_of TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (fingerprint, starts_at, status)
+);
+CREATE INDEX IF NOT EXISTS alert_queue_pending ON alert_queue (state, not_before_ts);
+CREATE INDEX IF NOT EXISTS alert_queue_by_instance ON alert_queue (dependency, instance, id);
+
+CREATE TABLE IF NOT EXISTS actions (
+    action_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    runner_id TEXT NOT NULL,
+    started_ts REAL NOT NULL,
+    finished_ts REAL,
+    queue_ids TEXT NOT NULL,
+    external_id TEXT,
+    trigger TEXT NOT NULL,
+    inputs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_open ON actions (runner_id, finished_ts);
+"""

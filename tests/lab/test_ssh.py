@@ -1,0 +1,65 @@
+"""Every lab host answers Ansible over real SSH and runs systemd, like a VM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from depmirror import lab
+
+
+def test_ansible_pings_every_host_over_ssh(lab_up: lab.LabPaths, tmp_path: Path, ansible: Any) -> None:
+    results = ansible(lab_up, tmp_path, "ansible.builtin.ping")
+
+    assert {name: r.get("ping") for name, r in results.items()} == {h.name: "pong" for h in lab.HOSTS}
+
+
+def test_inventory_works_without_the_checkouts_ansible_cfg(
+    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+) -> None:
+    empty = tmp_path / "empty.cfg"
+    empty.write_text("[defaults]\n")
+    tree = tmp_path / "tree"
+
+    results = ansible(lab_up, tree, "ansible.builtin.ping", config=empty)
+
+    assert {name: r.get("ping") for name, r in results.items()} == {h.name: "pong" for h in lab.HOSTS}
+
+
+def test_facts_show_systemd_and_each_hosts_own_name_and_address(
+    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+) -> None:
+    results = ansible(lab_up, tmp_path, "ansible.builtin.setup")
+
+    for host in lab.HOSTS:
+        facts = results[host.name]["ansible_facts"]
+        assert facts["ansible_service_mgr"] == "systemd", host.name
+        assert facts["ansible_hostname"] == host.name
+        assert facts["ansible_all_ipv4_addresses"] == [host.address]
+        # No route out: a lab host can reach its zone peers and the controller, nothing else.
+        assert facts["ansible_default_ipv4"] == {}, host.name
+
+
+def test_packages_the_roles_need_are_installed_and_offline(
+    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+) -> None:
+    wanted = ["nginx-light", "redis-server", "python3", "python3-apt", "curl", "openssh-server"]
+
+    results = ansible(
+        lab_up, tmp_path, "ansible.builtin.command", "dpkg-query -W " + " ".join(wanted), pattern="vm-a1"
+    )
+
+    assert results["vm-a1"]["rc"] == 0, results["vm-a1"]
+    installed = [line.split()[0] for line in results["vm-a1"]["stdout"].splitlines()]
+    assert sorted(installed) == sorted(wanted)
+
+
+def test_up_again_changes_nothing(lab_up: lab.LabPaths) -> None:
+    from depmirror.lab import containers
+
+    before = containers.container_ids(lab_up)
+
+    report = lab.up(lab_up)
+
+    assert (report.built_image, report.created, report.repaired) == (False, [], [])
+    assert containers.container_ids(lab_up) == before
