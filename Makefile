@@ -11,7 +11,11 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	$(BIN)/depmirror plan --graph inventories/example/graph.yml
+	bash scripts/demo.sh
+
+demo-down: setup
+	$(BIN)/depmirror lab down
+	rm -rf .demo
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -19,8 +23,9 @@ lint: setup
 	$(BIN)/ansible-lint
 	bash scripts/sanity.sh
 
+# Tests that share the lab run in one xdist group, so one worker holds it while the other runs the rest.
 pytest: setup
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	DEPMIRROR_FUZZ_EXAMPLES=$${DEPMIRROR_FUZZ_EXAMPLES:-10000} $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lint pytest
 

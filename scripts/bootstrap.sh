@@ -56,6 +56,24 @@ link_collection() {
   [ -L "$dir/mirroring" ] || ln -sfn ../../../.. "$dir/mirroring"
 }
 
+install_extra_collections() {
+  # Galaxy is out of reach here; PyPI's `ansible` wheel carries the collections the tests use:
+  # ansible.posix (its json callback reads playbook results) and containers.podman (molecule's driver).
+  local dest=.ansible/collections/ansible_collections wheel_dir=.ansible/wheel
+  [ -f "$dest/ansible/posix/MANIFEST.json" ] && [ -f "$dest/containers/podman/MANIFEST.json" ] && return 0
+  mkdir -p "$wheel_dir"
+  "$VENV/bin/pip" download -q --no-deps -d "$wheel_dir" 'ansible==12.3.0' 2>&1 | grep -v 'is ignored' || true
+  "$VENV/bin/python" - "$wheel_dir" "$dest" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("ansible-*.whl"))
+with zipfile.ZipFile(wheel) as archive:
+    for name in archive.namelist():
+        if name.startswith(("ansible_collections/ansible/posix/", "ansible_collections/containers/podman/")):
+            archive.extract(name, pathlib.Path(sys.argv[2]).parent)
+PY
+  rm -rf "$wheel_dir"
+}
+
 install_ansible_test_bootstrap() {
   # ansible-test sanity downloads get-pip from a host this machine cannot reach; a cached stand-in that
   # uses ensurepip is what it looks for first (toolchain-notes.md).
@@ -73,4 +91,5 @@ PY
 install_debian_packages
 install_venv
 link_collection
+install_extra_collections
 install_ansible_test_bootstrap

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from depmirror.errors import ConfigError
 from depmirror.model import Graph
 from depmirror.state import HealthSnapshot, InstanceRecord, State
 
@@ -45,9 +47,16 @@ def load_current(
 
 
 def state_from_store(url: str) -> State | None:
-    from depmirror.store import open_store
+    """The applied state with the recorded primaries; None when the store does not exist yet."""
+    from depmirror.store import StoreError, open_store
 
-    store = open_store(url)
+    try:
+        # Reading must not create the store: a typo in its path would silently plan from nothing.
+        store = open_store(url, create=False)
+    except StoreError as error:
+        if _missing(url):
+            return None
+        raise ConfigError(url, "", f"cannot open the state store: {error}", "check the store path or URL") from error
     try:
         applied = store.applied_plan()
         primaries = store.primaries()
@@ -59,6 +68,13 @@ def state_from_store(url: str) -> State | None:
         return None
     state = State.from_dict(applied.get(APPLIED_STATE_KEY, {}), url) if applied else State()
     return with_primaries(state, primaries)
+
+
+def _missing(url: str) -> bool:
+    path = url.split(":", 1)[1].lstrip("/") if url.startswith("sqlite:") else url
+    if url.startswith("sqlite:////"):
+        path = "/" + path
+    return not Path(path).exists()
 
 
 def with_primaries(state: State, primaries: dict[str, str]) -> State:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from depmirror.gc_pause import paused_gc
 from depmirror.model import Dependency, Graph, Mode, Role
 from depmirror.placement import DependencyPlacement, PlacementRequest, place
 from depmirror.replication import (
@@ -206,6 +207,7 @@ def _routing(graph: Graph) -> dict[str, Any]:
     }
 
 
+@paused_gc()
 def compute_plan(
     graph: Graph, state: State | None = None, health: HealthSnapshot | None = None, now: float | None = None
 ) -> Plan:
@@ -222,9 +224,13 @@ def compute_plan(
 
     rf_results: dict[str, RfResult] = {}
     shi_notes: dict[str, str] = {}
+    impacts: dict[float | None, tuple[float, str]] = {}
     for name, dep in graph.dependencies.items():
         previous = state.decisions.get(name)
-        shi, note = system_health_impact(health.zones, previous.system_health_impact if previous else None)
+        prior = previous.system_health_impact if previous else None
+        if prior not in impacts:  # one value for the whole fleet, unless zone health is unknown
+            impacts[prior] = system_health_impact(health.zones, prior)
+        shi, note = impacts[prior]
         shi_notes[name] = note
         rf_results[name] = decide_rf(dep, weights[name].value, shi, graph.policy.replication, previous, now)
 

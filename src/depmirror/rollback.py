@@ -8,6 +8,8 @@ then the healthiest, then by name so that the same inputs give the same answer. 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,12 +54,28 @@ class RollbackDecision:
         }
 
 
-def choose_target(item: dict[str, Any], failed: str, unhealthy_below: float = 0.5) -> RollbackDecision:
-    """`item` is one of the plan's dependencies (instances carry `health`); `failed` is the failed host."""
+def choose_target(
+    item: dict[str, Any],
+    failed: str,
+    unhealthy_below: float = 0.5,
+    *,
+    only: Collection[str] | None = None,
+    excluded: Mapping[str, str] | None = None,
+) -> RollbackDecision:
+    """`item` is one of the plan's dependencies (instances carry `health`); `failed` is the failed host.
+
+    `only`: the hosts someone already verified (the runner's healthy candidates); the others are not
+    targets. `excluded`: hosts that may not take over for another reason, with why (a degraded verdict,
+    a redis replica too far behind).
+    """
     name = item["name"]
     instances = {i["host"]: i for i in item.get("instances", [])}
     failed_zone = instances.get(failed, {}).get("zone")
-    candidates = tuple(_candidate(i, unhealthy_below) for h, i in sorted(instances.items()) if h != failed)
+    candidates = tuple(
+        _excluded(_candidate(i, unhealthy_below), only, excluded or {})
+        for h, i in sorted(instances.items())
+        if h != failed
+    )
     eligible = [c for c in candidates if c.eligible]
     if not eligible:
         seen = "; ".join(f"{c.host}: {c.why}" for c in candidates) or "it has no other instance"
@@ -84,6 +102,16 @@ def switched(item: dict[str, Any], decision: RollbackDecision) -> dict[str, Any]
             instance["role"] = standby_role
     after["primary"] = {"host": target, "address": decision.target.address, "port": decision.target.port}
     return after
+
+
+def _excluded(candidate: Candidate, only: Collection[str] | None, excluded: Mapping[str, str]) -> Candidate:
+    if not candidate.eligible:
+        return candidate
+    if only is not None and candidate.host not in only:
+        return dataclasses.replace(candidate, eligible=False, why="not among the verified candidates")
+    if candidate.host in excluded:
+        return dataclasses.replace(candidate, eligible=False, why=excluded[candidate.host])
+    return candidate
 
 
 def _candidate(instance: dict[str, Any], unhealthy_below: float) -> Candidate:

@@ -81,7 +81,9 @@ class RecordingAction:
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
         self.requests.append(request)
         await started(f"job-{len(self.requests)}")
-        return ActionResult(outcome=self.outcome, target=self.target, detail="recorded")  # type: ignore[arg-type]
+        # As failback.yml with depmirror_move_primary_back: the recovered instance is primary again.
+        target = request.instance if request.kind == "failback" else self.target
+        return ActionResult(outcome=self.outcome, target=target, detail="recorded")  # type: ignore[arg-type]
 
     async def follow(self, external_id: str) -> ActionResult | None:
         self.followed.append(external_id)

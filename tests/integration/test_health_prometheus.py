@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -26,8 +27,10 @@ from health_services import (
     wait_until,
 )
 
+from depmirror.cli import main
 from depmirror.graph_file import load_graph
 from depmirror.health import collect_snapshot
+from depmirror.health.checker import PrometheusHealthChecker
 from depmirror.health.evaluate import HealthReport, Verdict, fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
@@ -144,7 +147,29 @@ def test_healthy_instances_score_high_and_show_their_queries_and_values(lab: Lab
 def test_without_a_list_every_instance_prometheus_probes_is_judged(lab: Lab) -> None:
     snapshot, warnings = collect_snapshot(lab.graph, lab.prometheus_url, timeout=2)
     assert warnings == []
+    report = fetch_health(lab.graph, lab.prometheus_url, timeout=2)
+    found = verdict(report, "web@vm-a1")
+    assert [b.at - a.at for a, b in zip(found.samples, found.samples[1:], strict=False)] == [1.0, 1.0]
     assert set(snapshot.instances) >= {"web@vm-a1", "web@vm-b1", "cache@vm-a1"}
+
+
+def test_the_runner_recheck_sees_the_primary_and_its_mirror(lab: Lab) -> None:
+    checker = PrometheusHealthChecker(lab.graph, lab.prometheus_url, None, 2.0, INTERVAL)
+    view = asyncio.run(checker.check("web", "web@vm-a1"))
+    assert view.failed_instance == "healthy"
+    assert view.candidates == {"web@vm-b1": "healthy"}
+    assert [v["instance"] for v in view.inputs["verdicts"]] == ["web@vm-a1", "web@vm-b1"]
+
+
+def test_the_cli_shows_every_probed_instance_with_its_verdict_and_values(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --interval: the step is the probe job's scrape interval (1s here), read from Prometheus.
+    assert main(["health", "--graph", lab.graph.source, "--prometheus", lab.prometheus_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.startswith("web@vm-b1"))
+    assert "zone-b" in row and "mirror" in row and "healthy" in row and "up=111" in row
+    assert any(line.startswith("system health ") for line in lines)
 
 
 def test_an_instance_with_no_data_is_unknown(lab: Lab) -> None:
@@ -179,6 +204,8 @@ def test_a_killed_instance_goes_failing_after_the_configured_samples(lab: Lab) -
     report = lab.report()
     assert [v.key for v in report.rollback_candidates()] == [key]
     assert report.snapshot().instance("doomed", "vm-a1") == 0.0
+    checker = PrometheusHealthChecker(lab.graph, lab.prometheus_url, None, 2.0, INTERVAL)
+    assert asyncio.run(checker.check("doomed", key)).failed_instance == "unhealthy"
 
 
 def test_a_stopped_prometheus_gives_unknown_and_no_destructive_decision(lab: Lab) -> None:
@@ -202,3 +229,5 @@ def test_a_stopped_prometheus_gives_unknown_and_no_destructive_decision(lab: Lab
     snapshot, warnings = collect_snapshot(lab.graph, url, timeout=2)
     assert snapshot.instances == {} and warnings
     assert all(score is None for score in snapshot.zones.values())
+    view = asyncio.run(PrometheusHealthChecker(lab.graph, url, None, 2.0, INTERVAL).check("web", "web@vm-a1"))
+    assert view.failed_instance == "unknown" and view.healthy_targets() == []

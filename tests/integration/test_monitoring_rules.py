@@ -113,6 +113,17 @@ def firing(received: list[Received], alertname: str) -> list[tuple[dict[str, Any
     ]
 
 
+def check_dashboard_queries(path: Path, url: str) -> None:
+    """Every panel query of the dashboard the role wrote is valid PromQL; the health panel has data."""
+    dashboard = json.loads(path.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$dependency", ".*").replace("$__range", "1h")
+            result = prometheus_query(url, expr)  # raises HTTPError 400 on a PromQL syntax error
+            if panel["title"].startswith("Dependency health"):
+                assert len(result) == 2, result
+
+
 def test_a_dead_primary_reaches_the_runner_webhook_with_its_labels(tmp_path: Path) -> None:
     need(PROMETHEUS, BLACKBOX, ALERTMANAGER)
     port = free_port()
@@ -155,6 +166,7 @@ def test_a_dead_primary_reaches_the_runner_webhook_with_its_labels(tmp_path: Pat
             20, "both instances probed up",
         )
         assert prometheus_query(url, 'ALERTS{alertname=~"Depmirror.*Down"}') == []
+        check_dashboard_queries(config_dir / "grafana-dashboard.json", url)
 
         primary.kill()
         killed_at = time.monotonic()

@@ -12,22 +12,22 @@ import pytest
 from depmirror import lab
 from depmirror.lab import daemons
 
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
+
 
 def _sh(*argv: str) -> None:
     env = dict(os.environ, CONTAINERS_CONF=str(lab.lab_paths().containers_conf))
     subprocess.run(argv, check=True, capture_output=True, env=env, timeout=60)
 
 
-def test_up_repairs_removed_stopped_and_unwired_hosts(
-    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
-) -> None:
+def test_up_repairs_removed_stopped_and_unwired_hosts(lab_up: lab.LabPaths, tmp_path: Path, lab_ansible: Any) -> None:
     _sh("podman", "rm", "-f", "-t", "1", "vm-a1")
     _sh("ip", "netns", "del", "vm-b1")  # the container keeps a namespace nobody can name any more
     _sh("podman", "stop", "-t", "1", "vm-c2")
     _sh("ip", "link", "set", "lab-vm-c1", "down")
 
     report = lab.up(lab_up)
-    results = ansible(lab_up, tmp_path, "ansible.builtin.ping")
+    results = lab_ansible(lab_up, tmp_path, "ansible.builtin.ping")
 
     assert sorted(report.created) == ["vm-a1", "vm-b1"]
     assert report.repaired == ["vm-c2"]
@@ -35,7 +35,7 @@ def test_up_repairs_removed_stopped_and_unwired_hosts(
 
 
 def test_down_after_a_crash_leaves_nothing_and_up_brings_the_lab_back(
-    lab_up: lab.LabPaths, machine_before: dict[str, Any], machine_snapshot_fn: Any
+    lab_up: lab.LabPaths, lab_machine_before: dict[str, Any], lab_machine_snapshot: Any
 ) -> None:
     sleeper = daemons.start(lab_up, "test-sleeper", ["sleep", "300"])
     _sh("podman", "pause", "vm-a2")
@@ -44,7 +44,7 @@ def test_down_after_a_crash_leaves_nothing_and_up_brings_the_lab_back(
 
     report = lab.down(lab_up)
 
-    assert machine_snapshot_fn() == machine_before
+    assert lab_machine_snapshot() == lab_machine_before
     assert report.stopped_processes == ["test-sleeper"]
     with pytest.raises(ProcessLookupError):
         os.kill(sleeper, 0)

@@ -14,6 +14,8 @@ import pytest
 
 from depmirror import lab
 
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
+
 # What ssh says for each fault (a cut-off host times out, or "No route to host" once ARP has given up).
 SSH_SAYS = {
     "stop": ("Connection refused",),
@@ -33,15 +35,15 @@ def restored(lab_up: lab.LabPaths) -> Iterator[lab.LabPaths]:
 
 
 def test_host_faults_are_seen_as_refused_timed_out_and_unreachable(
-    restored: lab.LabPaths, tmp_path: Path, ansible: Any, depmirror: Any
+    restored: lab.LabPaths, tmp_path: Path, lab_ansible: Any, lab_cli: Any
 ) -> None:
     hit = {"vm-a1": "stop", "vm-b1": "pause", "vm-c1": "cut"}
-    ansible(restored, tmp_path / "warm", "ansible.builtin.ping")  # open multiplexed connections first
+    lab_ansible(restored, tmp_path / "warm", "ansible.builtin.ping")  # open multiplexed connections first
 
     for name, kind in hit.items():
         assert [h.name for h in lab.fault(restored, kind, name)] == [name]
-    results = ansible(restored, tmp_path / "faulted", "ansible.builtin.ping")
-    shown = depmirror("lab", "status", "--json")
+    results = lab_ansible(restored, tmp_path / "faulted", "ansible.builtin.ping")
+    shown = lab_cli("lab", "status", "--json")
 
     for name, kind in hit.items():
         assert results[name].get("unreachable") is True, (name, results[name])
@@ -56,18 +58,16 @@ def test_host_faults_are_seen_as_refused_timed_out_and_unreachable(
     assert (status["vm-c1"]["cable"], status["vm-c1"]["ssh"]) == ("down", lab.UNREACHABLE)
 
     lab.restore(restored)
-    after = ansible(restored, tmp_path / "restored", "ansible.builtin.ping")
+    after = lab_ansible(restored, tmp_path / "restored", "ansible.builtin.ping")
 
     assert {name: r.get("ping") for name, r in after.items()} == {h.name: "pong" for h in lab.HOSTS}
 
 
-def test_zone_faults_hit_every_host_of_the_zone_and_nothing_else(
-    restored: lab.LabPaths, depmirror: Any
-) -> None:
+def test_zone_faults_hit_every_host_of_the_zone_and_nothing_else(restored: lab.LabPaths, lab_cli: Any) -> None:
     plan = {"zone-a": "stop", "zone-b": "pause", "zone-c": "cut"}
 
     for zone, kind in plan.items():
-        done = depmirror("lab", "fault", kind, zone)
+        done = lab_cli("lab", "fault", kind, zone)
         assert done.returncode == 0, done.stderr
 
     for host in lab.HOSTS:
@@ -75,14 +75,14 @@ def test_zone_faults_hit_every_host_of_the_zone_and_nothing_else(
         assert lab.probe_ssh(host.address) == expected, host.name
 
     for zone in plan:
-        done = depmirror("lab", "restore", zone)
+        done = lab_cli("lab", "restore", zone)
         assert done.returncode == 0, done.stderr
     assert {h.name: lab.probe_ssh(h.address) for h in lab.HOSTS} == {h.name: lab.OK for h in lab.HOSTS}
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
 
 
-def test_unknown_fault_target_is_refused_with_the_names_that_exist(depmirror: Any) -> None:
-    done = depmirror("lab", "fault", "stop", "vm-z9")
+def test_unknown_fault_target_is_refused_with_the_names_that_exist(lab_paths: lab.LabPaths, lab_cli: Any) -> None:
+    done = lab_cli("lab", "fault", "stop", "vm-z9")
 
     assert done.returncode == 2
     assert "unknown lab host or zone 'vm-z9'" in done.stderr

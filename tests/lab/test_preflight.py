@@ -9,21 +9,21 @@ from typing import Any
 import pytest
 
 
-def test_up_as_non_root_fails_with_a_clear_error(depmirror: Any) -> None:
+def test_up_as_non_root_fails_with_a_clear_error(lab_cli: Any) -> None:
     # A user namespace without a mapping makes the very same process non-root (uid 65534).
-    done = depmirror("lab", "up", prefix=("unshare", "--user"))
+    done = lab_cli("lab", "up", prefix=("unshare", "--user"))
 
     assert done.returncode == 2
     assert "needs root" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_missing_binaries_name_the_debian_packages(depmirror: Any, tmp_path: Path) -> None:
+def test_missing_binaries_name_the_debian_packages(lab_cli: Any, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("the root check comes first; the test above covers that path")
     env = dict(os.environ, PATH=str(tmp_path))
 
-    done = depmirror("lab", "up", env=env)
+    done = lab_cli("lab", "up", env=env)
 
     assert done.returncode == 2
     assert "apt-get install" in done.stderr

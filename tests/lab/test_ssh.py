@@ -5,31 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from depmirror import lab
 
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
-def test_ansible_pings_every_host_over_ssh(lab_up: lab.LabPaths, tmp_path: Path, ansible: Any) -> None:
-    results = ansible(lab_up, tmp_path, "ansible.builtin.ping")
+
+def test_ansible_pings_every_host_over_ssh(lab_up: lab.LabPaths, tmp_path: Path, lab_ansible: Any) -> None:
+    results = lab_ansible(lab_up, tmp_path, "ansible.builtin.ping")
 
     assert {name: r.get("ping") for name, r in results.items()} == {h.name: "pong" for h in lab.HOSTS}
 
 
 def test_inventory_works_without_the_checkouts_ansible_cfg(
-    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+    lab_up: lab.LabPaths, tmp_path: Path, lab_ansible: Any
 ) -> None:
     empty = tmp_path / "empty.cfg"
     empty.write_text("[defaults]\n")
     tree = tmp_path / "tree"
 
-    results = ansible(lab_up, tree, "ansible.builtin.ping", config=empty)
+    results = lab_ansible(lab_up, tree, "ansible.builtin.ping", config=empty)
 
     assert {name: r.get("ping") for name, r in results.items()} == {h.name: "pong" for h in lab.HOSTS}
 
 
 def test_facts_show_systemd_and_each_hosts_own_name_and_address(
-    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+    lab_up: lab.LabPaths, tmp_path: Path, lab_ansible: Any
 ) -> None:
-    results = ansible(lab_up, tmp_path, "ansible.builtin.setup")
+    results = lab_ansible(lab_up, tmp_path, "ansible.builtin.setup")
 
     for host in lab.HOSTS:
         facts = results[host.name]["ansible_facts"]
@@ -41,11 +45,11 @@ def test_facts_show_systemd_and_each_hosts_own_name_and_address(
 
 
 def test_packages_the_roles_need_are_installed_and_offline(
-    lab_up: lab.LabPaths, tmp_path: Path, ansible: Any
+    lab_up: lab.LabPaths, tmp_path: Path, lab_ansible: Any
 ) -> None:
     wanted = ["nginx-light", "redis-server", "python3", "python3-apt", "curl", "openssh-server"]
 
-    results = ansible(
+    results = lab_ansible(
         lab_up, tmp_path, "ansible.builtin.command", "dpkg-query -W " + " ".join(wanted), pattern="vm-a1"
     )
 

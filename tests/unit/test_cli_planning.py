@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from graph_data import base_graph
+from tests.unit.graph_data import base_graph
 
 from depmirror.cli import main
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from graph_data import base_graph
+from tests.unit.graph_data import base_graph
 
 from depmirror.errors import ConfigError
 from depmirror.graph_file import load_graph

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from graph_data import base_graph, build, dependency
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.graph_data import base_graph, build, dependency
 
 from depmirror.placement import PlacementError, PlacementRequest, place
 from depmirror.state import HealthSnapshot, InstanceRecord

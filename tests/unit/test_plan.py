@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graph_data import base_graph, build
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.graph_data import base_graph, build
 
 from depmirror.graph_file import load_graph
 from depmirror.plan import compute_plan

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from graph_data import base_graph, build
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.graph_data import base_graph, build
 
 from depmirror.model import Dependency, ModeRules, ReplicationPolicy, ReplicationRules
 from depmirror.replication import BudgetItem, apply_budget, decide_mode, decide_rf, system_health_impact

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 
-from graph_data import base_graph, build, dependency
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.graph_data import base_graph, build, dependency
 
 from depmirror.weights import compute_weights, frequency_score, strongly_connected_components
 

@@ -9,7 +9,7 @@ import sys
 
 from depmirror.errors import ConfigError
 from depmirror.graph_file import load_graph
-from depmirror.health.evaluate import DEFAULT_INTERVAL, HealthReport, Verdict, fetch_health
+from depmirror.health.evaluate import HealthReport, Verdict, fetch_health
 from depmirror.health.queries import InstanceRef, parse_duration
 from depmirror.state import load_state
 
@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="judge the instances listed here (default: every instance Prometheus has data on)",
     )
     health.add_argument(
-        "--interval", default=f"{DEFAULT_INTERVAL:g}s", metavar="DURATION",
-        help="time between samples, the probes' scrape interval (default %(default)s)",
+        "--interval", metavar="DURATION",
+        help="time between samples (default: the probe job's scrape interval, as Prometheus reports it)",
     )
     health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per query (default 5)")
     health.add_argument(
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.prometheus:
         raise ConfigError("command line", "--prometheus", "no Prometheus URL", "pass --prometheus URL")
     try:
-        interval = parse_duration(args.interval)
+        interval = None if args.interval is None else parse_duration(args.interval)
     except ValueError as error:
         raise ConfigError("command line", "--interval", str(error), "e.g. 5s") from error
     graph = load_graph(args.graph)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from depmirror.current import load_current
 from depmirror.errors import ConfigError, DepmirrorError
 from depmirror.graph_file import load_graph
 from depmirror.model import Graph
@@ -47,13 +48,24 @@ def _planner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--health", metavar="FILE.json", help="health scores per instance, VM and zone (JSON)"
     )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="read what runs now from the state store (SQLite path or sqlite: URL) instead of --state",
+    )
+    parser.add_argument(
+        "--prometheus", metavar="URL", help="read health from this Prometheus instead of --health"
+    )
     parser.add_argument("--now", type=float, metavar="EPOCH", help="evaluation time (default: the clock)")
 
 
 def _compute(args: argparse.Namespace) -> Plan:
     graph = load_graph(args.graph)
-    state = load_state(args.state) if args.state else State()
-    health = load_health(args.health) if args.health else HealthSnapshot()
+    current = load_current(graph, store=args.store, prometheus_url=args.prometheus)
+    for warning in current.warnings:
+        print(f"depmirror: warning: {warning}", file=sys.stderr)
+    state = load_state(args.state) if args.state else current.state or State()
+    health = load_health(args.health) if args.health else current.health or HealthSnapshot()
     now = time.time() if args.now is None else args.now
     return compute_plan(graph, state, health, now)
 

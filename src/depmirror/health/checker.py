@@ -14,7 +14,7 @@ from typing import Any
 
 from depmirror.errors import ConfigError
 from depmirror.graph_file import load_graph
-from depmirror.health.evaluate import DEFAULT_INTERVAL, Verdict, fetch_health
+from depmirror.health.evaluate import Verdict, fetch_health
 from depmirror.health.queries import parse_duration
 from depmirror.model import Graph
 from depmirror.runner.health import HealthView
@@ -25,7 +25,9 @@ _CANDIDATE = {"healthy": "healthy", "degraded": "unhealthy", "failing": "unhealt
 
 
 class PrometheusHealthChecker:
-    def __init__(self, graph: Graph, url: str, token: str | None, timeout: float, interval: float) -> None:
+    def __init__(
+        self, graph: Graph, url: str, token: str | None, timeout: float, interval: float | None = None
+    ) -> None:
         self.graph, self.url, self.token, self.timeout, self.interval = graph, url, token, timeout, interval
 
     async def check(self, dependency: str, failed_instance: str) -> HealthView:
@@ -50,7 +52,7 @@ def _word(table: Mapping[str, str], verdict: Verdict | None) -> RunnerVerdict:
 
 def factory(options: Mapping[str, Any]) -> PrometheusHealthChecker:
     """Options: `graph` (path), `prometheus_url`, `token_env` (name of the variable holding the bearer
-    token), `timeout` (seconds), `interval` (the probes' scrape interval, e.g. 5s)."""
+    token), `timeout` (seconds), `interval` (default: the probe job's scrape interval from Prometheus)."""
     where = "runner config"
     graph = options.get("graph")
     url = options.get("prometheus_url") or os.environ.get("DEPMIRROR_PROMETHEUS_URL")
@@ -60,7 +62,7 @@ def factory(options: Mapping[str, Any]) -> PrometheusHealthChecker:
         raise ConfigError(where, "health.options.prometheus_url", "missing", "the Prometheus base URL")
     token_env = options.get("token_env", "DEPMIRROR_PROMETHEUS_TOKEN")
     try:
-        interval = parse_duration(options.get("interval", DEFAULT_INTERVAL))
+        interval = None if options.get("interval") is None else parse_duration(options["interval"])
         timeout = float(options.get("timeout", 5.0))
     except (TypeError, ValueError) as error:
         raise ConfigError(where, "health.options", str(error), "interval like 5s, timeout in seconds") from error

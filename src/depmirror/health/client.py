@@ -6,6 +6,7 @@ query; a health check must answer `unknown` fast instead, so retries are off.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import requests
 from prometheus_api_client import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
+
+from depmirror.health.queries import parse_duration
 
 
 class PrometheusUnavailable(Exception):
@@ -57,6 +60,20 @@ class PrometheusSource:
         except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError) as error:
             raise PrometheusUnavailable(f"{self.url}: {_short(error)}") from error
         return [_series(item) for item in result or []]
+
+
+    def scrape_interval(self, job: str) -> float | None:
+        """The scrape interval of `job`'s active targets, as Prometheus reports it; None without targets."""
+        try:
+            data: Any = self._client.get_targets(state="active", scrape_pool=job)
+        except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError) as error:
+            raise PrometheusUnavailable(f"{self.url}: {_short(error)}") from error
+        for target in data.get("activeTargets", []):
+            text = target.get("scrapeInterval")
+            if isinstance(text, str):
+                with contextlib.suppress(ValueError):
+                    return parse_duration(text)
+        return None
 
 
 def _series(item: Mapping[str, Any]) -> Series:

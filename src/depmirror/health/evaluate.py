@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depmirror.health.client import PrometheusSource, PrometheusUnavailable
-from depmirror.health.queries import DependencyQueries, InstanceRef, queries_for
+from depmirror.health.queries import BLACKBOX_JOB, DependencyQueries, InstanceRef, queries_for
 from depmirror.health.score import Decision, Sample, State, decide, scored
 from depmirror.health.spec import HealthSpec
 from depmirror.health.system import aggregate, snapshot
@@ -64,6 +64,7 @@ class HealthReport:
     verdicts: tuple[Verdict, ...]
     checked_at: float
     warnings: tuple[str, ...] = ()
+    interval: float = DEFAULT_INTERVAL
 
     def scores(self) -> dict[tuple[str, str], float | None]:
         return {(v.dependency, v.host): v.score for v in self.verdicts}
@@ -78,7 +79,7 @@ class HealthReport:
     def to_dict(self) -> dict[str, Any]:
         vms, zones, overall = aggregate(self.graph, self.scores())
         return {
-            "checked_at": self.checked_at, "overall": overall, "zones": zones, "vms": vms,
+            "checked_at": self.checked_at, "interval": self.interval, "overall": overall, "zones": zones, "vms": vms,
             "instances": [v.to_dict() for v in self.verdicts], "warnings": list(self.warnings),
         }
 
@@ -90,14 +91,16 @@ def fetch_health(
     *,
     token: str | None = None,
     timeout: float = 5.0,
-    interval: float = DEFAULT_INTERVAL,
+    interval: float | None = None,
     specs: Mapping[str, HealthSpec] | None = None,
     now: float | None = None,
     dependencies: Collection[str] | None = None,
 ) -> HealthReport:
     """Verdicts for `instances`, or for every instance Prometheus has data on when None.
 
-    `dependencies` limits the queries to those dependencies (the runner re-checks one at a time).
+    `interval` is the step between samples; None takes the probe job's scrape interval from Prometheus
+    (a step shorter than the scrape interval would count one probe several times). `dependencies` limits
+    the queries to those dependencies (the runner re-checks one at a time).
     """
     now = time.time() if now is None else now
     wanted = list(instances) if instances is not None else None
@@ -105,6 +108,14 @@ def fetch_health(
     verdicts: list[Verdict] = []
     failure: str | None = None
     with PrometheusSource(url, token, timeout) as source:
+        step = interval
+        if step is None:
+            try:
+                step = source.scrape_interval(BLACKBOX_JOB) or DEFAULT_INTERVAL
+            except PrometheusUnavailable as error:
+                failure = str(error)
+                warnings.append(f"Prometheus unavailable, health is unknown: {failure}")
+                step = DEFAULT_INTERVAL
         for dependency in graph.dependencies.values():
             if dependencies is not None and dependency.name not in dependencies:
                 continue
@@ -114,7 +125,7 @@ def fetch_health(
                 continue
             if failure is None:
                 try:
-                    data = _fetch(source, queries, now, interval)
+                    data = _fetch(source, queries, now, step)
                 except PrometheusUnavailable as error:
                     failure = str(error)
                     warnings.append(f"Prometheus unavailable, health is unknown: {failure}")
@@ -123,7 +134,10 @@ def fetch_health(
                 verdicts.extend(_unknown(graph, ref, queries, why) for ref in refs or [])
                 continue
             verdicts.extend(_judge(graph, queries, data, refs, graph.policy.health.unhealthy, warnings))
-    return HealthReport(graph, tuple(verdicts), now, tuple(warnings))
+    for ref in wanted or []:
+        if ref.dependency not in graph.dependencies:
+            warnings.append(f"{ref.dependency}@{ref.host}: {ref.dependency!r} is not a dependency of the graph")
+    return HealthReport(graph, tuple(verdicts), now, tuple(warnings), step)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +150,10 @@ class _Fetched:
 
 
 def _fetch(source: PrometheusSource, queries: DependencyQueries, now: float, interval: float) -> _Fetched:
+    # Whole seconds: the client rounds start and end, and the grid must match the points Prometheus returns.
     end = float(math.floor(now))
-    start = end - (queries.samples - 1) * interval
-    grid = tuple(start + k * interval for k in range(queries.samples))
+    start = end - math.ceil((queries.samples - 1) * interval)
+    grid = tuple(start + k * interval for k in range(int((end - start) / interval + 1e-9) + 1))
     values: dict[str, dict[str, dict[float, float]]] = {}
     roles: dict[str, str] = {}
     unlabelled = False

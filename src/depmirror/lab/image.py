@@ -6,6 +6,7 @@ default network (which would add a bridge, iptables chains and turn ip_forward o
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -17,11 +18,31 @@ from depmirror.lab.system import LabError, podman_env, require_binaries, run
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BUILD_TIMEOUT_S = 600.0
+# The image records which lab/image/ it was built from, so an edited Containerfile rebuilds it.
+CONTEXT_LABEL = "depmirror.lab.context"
 
 
 def image_exists(paths: LabPaths, image: str = IMAGE) -> bool:
     result = run(["podman", "image", "exists", image], env=podman_env(paths.containers_conf), check=False)
     return result.returncode == 0
+
+
+def context_digest(paths: LabPaths) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in paths.image_context.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(paths.image_context).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_is_current(paths: LabPaths) -> bool:
+    """The image exists and was built from lab/image/ as it is now."""
+    result = run(
+        ["podman", "image", "inspect", "--format", f'{{{{ index .Labels "{CONTEXT_LABEL}" }}}}', IMAGE],
+        env=podman_env(paths.containers_conf),
+        check=False,
+    )
+    return result.returncode == 0 and result.stdout.strip() == context_digest(paths)
 
 
 def debian_suite(os_release: Path = Path("/etc/os-release")) -> str:
@@ -48,13 +69,14 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
 
 
 def build_image(paths: LabPaths, *, force: bool = False) -> bool:
-    """Build the image unless it exists (or force); True when it was built."""
-    if image_exists(paths) and not force:
+    """Build the image unless it is current; force also redoes the base. True when it was built."""
+    if image_is_current(paths) and not force:
         return False
     require_binaries(["podman", "debootstrap", "tar"])
     env = podman_env(paths.containers_conf)
     if force or not image_exists(paths, BASE_IMAGE):
         _import_base(paths, env)
+    replaced = _image_id(paths)
     run(
         [
             "podman",
@@ -62,6 +84,8 @@ def build_image(paths: LabPaths, *, force: bool = False) -> bool:
             "--network",
             "host",
             "--pull=never",
+            "--label",
+            f"{CONTEXT_LABEL}={context_digest(paths)}",
             "-t",
             IMAGE,
             "-f",
@@ -71,7 +95,19 @@ def build_image(paths: LabPaths, *, force: bool = False) -> bool:
         env=env,
         timeout=BUILD_TIMEOUT_S,
     )
+    if replaced and replaced != _image_id(paths):
+        # The old image is now untagged; remove it unless a container still runs it.
+        run(["podman", "rmi", replaced], env=env, check=False)
     return True
+
+
+def _image_id(paths: LabPaths) -> str | None:
+    result = run(
+        ["podman", "image", "inspect", "--format", "{{.Id}}", IMAGE],
+        env=podman_env(paths.containers_conf),
+        check=False,
+    )
+    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def _import_base(paths: LabPaths, env: dict[str, str]) -> None:

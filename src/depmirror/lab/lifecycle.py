@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from depmirror.lab import containers, daemons, inventory, network
-from depmirror.lab.image import build_image, remove_images
+from depmirror.lab.image import build_image, image_is_current, remove_images
 from depmirror.lab.keys import ensure_keys
 from depmirror.lab.paths import LabPaths
 from depmirror.lab.probe import probe_ssh, wait_ssh
@@ -80,10 +81,11 @@ def up(paths: LabPaths, *, rebuild: bool = False) -> UpReport:
     require_binaries(UP_BINARIES)
     started = time.monotonic()
     with lab_lock(paths):
-        report = UpReport(built_image=build_image(paths, force=rebuild))
-        if report.built_image:
+        report = UpReport(built_image=False)
+        if rebuild or not image_is_current(paths):
             # Hosts from an older image would silently keep running it.
             containers.act(paths, "rm", sorted(containers.states(paths)))
+            report.built_image = build_image(paths, force=rebuild)
         ensure_keys(paths)
         network.ensure_bridge()
         states = containers.states(paths)
@@ -156,8 +158,11 @@ def status(paths: LabPaths) -> list[HostStatus]:
     require_root("status")
     require_binaries(["podman", "ip"])
     states = containers.states(paths)
+    # Probes of hung or cut-off hosts each wait their full timeout: wait for them side by side.
+    with ThreadPoolExecutor(max_workers=len(HOSTS)) as pool:
+        answers = list(pool.map(lambda h: probe_ssh(h.address, timeout=1.0), HOSTS))
     result = []
-    for host in HOSTS:
+    for host, answer in zip(HOSTS, answers, strict=True):
         cable = network.link_is_up(host.veth)
         result.append(
             HostStatus(
@@ -166,7 +171,7 @@ def status(paths: LabPaths) -> list[HostStatus]:
                 address=host.address,
                 container=states.get(host.container, "missing"),
                 cable="missing" if cable is None else ("up" if cable else "down"),
-                ssh=probe_ssh(host.address, timeout=1.0),
+                ssh=answer,
             )
         )
     return result

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from depmirror.rollback_flow import host_of
 from depmirror.runner import policy
 from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionResult
 from depmirror.runner.config import RunnerConfig
@@ -146,7 +147,7 @@ class Worker:
         dependency, instance = newest.dependency, newest.instance
         retry_of = next((a.retry_of for a in alerts if a.retry_of), None)
         primary = await self.db(self.store.primary, dependency)
-        if primary is not None and primary != instance:
+        if primary is not None and not _same(dependency, primary, instance):
             kind, reason = "alert_ignored", f"{instance} is not the primary ({primary} is)"
             if retry_of:
                 kind, reason = "alert_suppressed", f"superseded: the primary is already {primary}"
@@ -244,7 +245,9 @@ class Worker:
             EventFilter(dependency=newest.dependency, kinds=("rollback",), instance=newest.instance, limit=1),
         )
         primary = await self.db(self.store.primary, newest.dependency)
-        if not rollbacks or rollbacks[0].outcome not in ("succeeded", "shadow") or primary == newest.instance:
+        if not rollbacks or rollbacks[0].outcome not in ("succeeded", "shadow") or (
+            primary is not None and _same(newest.dependency, primary, newest.instance)
+        ):
             await self._settle(alerts, None)  # nothing was rolled back away from this instance
             return
         if await self._held_back(alerts, ("failback",)):
@@ -413,8 +416,9 @@ class Worker:
         event = replace(event, target=target, duration_s=round(duration, 3))
         stored = await self.db(self.store.finish_action, record.action_id, event)
         if outcome == "succeeded" and target:
-            new_primary = target if kind == "rollback" else record.instance
-            await self.db(self.store.set_primary, record.dependency, new_primary)
+            # The playbook publishes the primary after the action (a failback may leave it where it is);
+            # the store keeps hosts, as the playbooks and the planner do, while alerts say `dependency@host`.
+            await self.db(self.store.set_primary, record.dependency, host_of(record.dependency, target))
         self._count(stored)
         self.metrics.actions.labels(kind, outcome).inc()
         self.metrics.action_duration.labels(kind).observe(duration)
@@ -485,3 +489,8 @@ def _inputs(view: HealthView | None) -> dict[str, Any]:
         "candidates": view.candidates,
         **view.inputs,
     }
+
+
+def _same(dependency: str, primary: str, instance: str) -> bool:
+    """The store names the primary by host; an alert names the instance `dependency@host` (or a host)."""
+    return host_of(dependency, primary) == host_of(dependency, instance)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
+from tests.fakes.webhook import TOKEN, free_port
 
 from depmirror.runner.app import build_app
 from depmirror.runner.config import RunnerConfig, load_config
@@ -21,12 +21,6 @@ from depmirror.runner.health import UnknownHealthChecker
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.worker import StoreCaller, Worker
 from depmirror.store import open_store
-
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests.fakes.* (the AWX stand-in)
-
-from tests.fakes.webhook import TOKEN, free_port  # noqa: E402
 
 
 class Harness:

@@ -1,0 +1,94 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+try:
+    from depmirror.errors import DepmirrorError
+    from depmirror.rollback import RollbackRefused
+    from depmirror.rollback_flow import FailbackRefused, Request, decide_failback, decide_rollback, offsets_of
+except ImportError as _import_error:
+    DEPMIRROR_IMPORT_ERROR = _import_error
+else:
+    DEPMIRROR_IMPORT_ERROR = None
+
+
+class ActionModule(ActionBase):
+    """Decides a switchover (or failback) on the controller, where the library, the store and Prometheus are."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    _ARGUMENT_SPEC = {
+        "flow": {"type": "str", "default": "rollback", "choices": ["rollback", "failback"]},
+        "graph": {"type": "path", "required": True},
+        "state_store": {"type": "str"},
+        "dependency": {"type": "str", "required": True},
+        "instance": {"type": "str", "required": True},
+        "candidates": {"type": "list", "elements": "str", "default": []},
+        "prometheus_url": {"type": "str"},
+        "prometheus_token": {"type": "str", "no_log": True},
+        "prometheus_timeout": {"type": "float", "default": 2.0},
+        "health_interval": {"type": "float", "default": 5.0},
+        "unhealthy_below": {"type": "float"},
+        "offsets": {"type": "dict"},
+        "max_lag": {"type": "int", "default": 0},
+        "hold_seconds": {"type": "float", "default": 0.0},
+        "move_primary_back": {"type": "bool", "default": False},
+        "trigger": {"type": "dict", "default": {}},
+        "action_id": {"type": "str"},
+    }
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        if DEPMIRROR_IMPORT_ERROR is not None:
+            raise AnsibleActionFail(
+                "the depmirror Python library is not importable on the controller "
+                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
+            ) from DEPMIRROR_IMPORT_ERROR
+        _, args = self.validate_argument_spec(argument_spec=self._ARGUMENT_SPEC)
+        store = args["state_store"] or os.environ.get("DEPMIRROR_STORE")
+        if not store:
+            raise AnsibleActionFail("rollback_target needs state_store (or DEPMIRROR_STORE in the environment)")
+        request = Request(
+            graph=args["graph"],
+            store=store,
+            dependency=args["dependency"],
+            instance=args["instance"],
+            prometheus_url=args["prometheus_url"] or os.environ.get("DEPMIRROR_PROMETHEUS_URL"),
+            prometheus_token=args["prometheus_token"] or os.environ.get("DEPMIRROR_PROMETHEUS_TOKEN"),
+            prometheus_timeout=args["prometheus_timeout"],
+            health_interval=args["health_interval"],
+            unhealthy_below=args["unhealthy_below"],
+            candidates=tuple(args["candidates"]),
+            offsets=offsets_of(args["offsets"] or {}) or None,
+            max_lag=args["max_lag"],
+            trigger=args["trigger"],
+            action_id=args["action_id"],
+        )
+        record = not self._task.check_mode
+        try:
+            if args["flow"] == "rollback":
+                decided = decide_rollback(request, record_refusal=record)
+            else:
+                decided = decide_failback(
+                    request, hold_s=args["hold_seconds"], move_primary_back=args["move_primary_back"],
+                    record_refusal=record,
+                )
+        except RollbackRefused as refused:
+            result.update(failed=True, refused=True, msg=f"refused: {refused.decision.reason}",
+                          decision=refused.decision.to_dict())
+            return result
+        except FailbackRefused as refused:
+            result.update(failed=True, refused=True, msg=f"refused: {refused}")
+            return result
+        except DepmirrorError as e:
+            raise AnsibleActionFail(str(e)) from e
+        result.update(changed=False, refused=False, **{args["flow"]: decided})
+        return result

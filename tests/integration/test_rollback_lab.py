@@ -1,0 +1,179 @@
+"""rollback.yml on the lab: the example fleet deployed by adjust.yml, health from a real Prometheus.
+
+Issue 9's must-shows: an HTTP primary killed and replaced from another zone; a Redis primary killed under
+a `WAIT 1` write load with every acknowledged write readable afterwards; a refusal that leaves nginx alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from health_services import BLACKBOX, PROMETHEUS, need
+from rollback_fleet import Fleet, Resp, environment_has_lab, fleet, lb_address, nginx_files
+
+from depmirror import lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
+WALL_TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    why = environment_has_lab()
+    if why:
+        pytest.skip(why)
+    need(PROMETHEUS, BLACKBOX)
+    with fleet(tmp_path_factory.mktemp("rollback-lab")) as built:
+        yield built
+    print(f"\nrollback.yml wall times: {WALL_TIMES}")
+
+
+def _zone(world: Fleet, host: str) -> str:
+    return world.graph.vms[host].zone
+
+
+def test_no_healthy_mirror_refuses_records_and_leaves_nginx_alone(world: Fleet) -> None:
+    item = next(d for d in sorted(world_items(world), key=lambda d: d["name"]) if len(d["instances"]) == 2)
+    name, primary = item["name"], item["primary"]["host"]
+    (mirror,) = [i["host"] for i in item["instances"] if i["host"] != primary]
+    stopped = world.ssh(mirror, f"systemctl stop depmirror-{name}.service")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        world.wait_health(name, mirror, "failing")
+        before = nginx_files(world)
+        done, seconds = world.run("rollback.yml", depmirror_dependency=name,
+                                  depmirror_failed_instance=f"{name}@{primary}",
+                                  depmirror_trigger={"type": "test", "name": "refusal"})
+        WALL_TIMES["refused"] = round(seconds, 2)
+        assert done.rc != 0
+        assert "refused: no healthy instance" in done.messages() and mirror in done.messages()
+        assert nginx_files(world) == before, "a refused rollback changed nginx's files"
+        (refused,) = world.events(name, "refused")
+        assert refused.outcome == "refused" and refused.action == "rollback" and refused.instance == primary
+        assert f"{mirror}: unhealthy" in refused.reason
+        assert refused.inputs["health"][mirror]["verdict"] == "failing"
+        assert world.events(name, "rollback") == []
+        assert world.primary(name) == primary
+    finally:
+        world.ssh(mirror, f"systemctl start depmirror-{name}.service")
+
+
+def test_http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(world: Fleet) -> None:
+    name = "catalog-api"
+    item = world.applied(name)
+    failed = item["primary"]["host"]
+    port = item["port"]
+    lab.fault(world.paths, "stop", failed)
+    try:
+        done, seconds = world.run("rollback.yml", depmirror_dependency=name,
+                                  depmirror_failed_instance=f"{name}@{failed}",
+                                  depmirror_trigger={"type": "test", "fingerprint": "http-kill"})
+        WALL_TIMES["http"] = round(seconds, 2)
+        assert done.rc == 0, done.messages() or done.stderr[-3000:]
+        target = world.primary(name)
+        assert target is not None and target != failed
+        assert _zone(world, target) != _zone(world, failed)
+        survivors = {i["host"] for i in item["instances"]} - {failed}
+        served = set()
+        for _ in range(20):
+            with urllib.request.urlopen(f"http://{lb_address(world.graph)}:{port}/", timeout=2) as response:
+                answered_port, host = response.read().decode().split()
+            assert answered_port == str(port)
+            served.add(host)
+        assert target in served and served <= survivors, served
+        upstreams = world.ssh("lb1", "cat /etc/nginx/nginx.conf | grep -o 'releases/[0-9a-f]*' | head -1")
+        rendered = world.ssh("lb1", f"cat /etc/nginx/depmirror/{upstreams.stdout.strip()}/http.conf").stdout
+        block = rendered.split(f"# {name}:")[1].split("}")[0]
+        assert f"{target} primary" in block and failed not in block
+        (event,) = world.events(name, "rollback")
+        assert event.outcome == "succeeded" and event.instance == failed and event.target == target
+        assert "another zone" in event.reason and f"takes over from {failed}" in event.reason
+        assert event.trigger == {"type": "test", "fingerprint": "http-kill"}
+        assert event.inputs["health"][target]["verdict"] == "healthy"
+        assert event.duration_s is not None and event.duration_s > 0
+        fenced = next(t for t in done.tasks() if "Stop and disable" in t["task"]["name"])
+        assert fenced["hosts"][failed].get("unreachable") or fenced["hosts"][failed].get("failed")
+    finally:
+        lab.restore(world.paths, failed)
+
+
+def test_redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world: Fleet) -> None:
+    name = "session-cache"
+    item = world.applied(name)
+    failed = item["primary"]["host"]
+    port = item["port"]
+    address = lb_address(world.graph)
+    acked: list[int] = []
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def write() -> None:
+        client: Resp | None = None
+        for i in range(20000):
+            if stop.is_set():
+                break
+            try:
+                client = client or Resp(address, port, timeout=1.0)
+                client.call("SET", f"load:{i}", str(i))
+                if int(client.call("WAIT", "1", "500")) >= 1:
+                    acked.append(i)
+            except (OSError, ValueError) as error:
+                errors.append(str(error))
+                if client is not None:
+                    client.close()
+                client = None
+                time.sleep(0.05)
+        if client is not None:
+            client.close()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        time.sleep(1.5)
+        before_kill = len(acked)
+        killed = world.ssh(failed, f"systemctl kill --signal=SIGKILL depmirror-{name}.service; "
+                                   f"systemctl stop depmirror-{name}.service")
+        assert killed.returncode == 0, killed.stderr
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    assert before_kill >= 20, f"the load acknowledged only {before_kill} writes before the kill"
+    done, seconds = world.run("rollback.yml", depmirror_dependency=name,
+                              depmirror_failed_instance=f"{name}@{failed}",
+                              depmirror_trigger={"type": "test", "fingerprint": "redis-kill"})
+    WALL_TIMES["redis"] = round(seconds, 2)
+    assert done.rc == 0, done.messages() or done.stderr[-3000:]
+    target = world.primary(name)
+    assert target is not None and target != failed
+    reader = Resp(address, port)
+    try:
+        role = reader.call("ROLE")
+        assert role[0] == "master"
+        missing = [i for i in acked if reader.call("GET", f"load:{i}") != str(i)]
+    finally:
+        reader.close()
+    assert missing == [], f"{len(missing)} of {len(acked)} acknowledged writes are gone"
+    print(f"\nredis: {len(acked)} acknowledged writes, all readable from {target}; {len(errors)} client errors")
+    replicas = [i["host"] for i in item["instances"] if i["host"] not in (failed, target)]
+    for replica in replicas:
+        info = world.ssh(replica, f"redis-cli -p {port} info replication").stdout
+        target_address = world.graph.vms[target].address
+        assert f"master_host:{target_address}" in info, info
+    config = world.ssh(target, f"cat /etc/depmirror/{name}.redis.conf").stdout
+    assert "replicaof" not in config.lower(), "CONFIG REWRITE did not drop replicaof: a restart would demote it"
+    (event,) = world.events(name, "rollback")
+    assert event.outcome == "succeeded" and event.target == target
+    assert set(event.inputs["replication_offsets"]) >= {target}
+
+
+def world_items(world: Fleet) -> list[dict[str, Any]]:
+    from depmirror.store import open_store
+
+    with open_store(world.store) as store:
+        return list((store.applied_plan() or {})["plan"]["dependencies"])
