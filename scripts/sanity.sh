@@ -12,6 +12,9 @@ rm -rf "$out" && mkdir -p "$root"
 ansible-galaxy collection build --force --output-path "$out" . >/dev/null
 tar -xzf "$out"/depmirror-mirroring-*.tar.gz -C "$root"
 rm -f "$root/MANIFEST.json" "$root/FILES.json"
+# The library ships in the tarball for execution environments, but it is a Python package with its own
+# checks (ruff, mypy); ansible-test's rules are for plugins and roles.
+rm -rf "$root/src"
 cp galaxy.yml "$root/"
 [ -d tests/sanity ] && mkdir -p "$root/tests" && cp -r tests/sanity "$root/tests/"
 cd "$root"

@@ -3,48 +3,25 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-import os
-
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
     from depmirror.applied import record_applied_plan
-    from depmirror.errors import DepmirrorError
-except ImportError as _import_error:
-    DEPMIRROR_IMPORT_ERROR = _import_error
-else:
-    DEPMIRROR_IMPORT_ERROR = None
+except ImportError:
+    pass  # LibraryAction reports the missing library
 
 
-class ActionModule(ActionBase):
+class ActionModule(LibraryAction):
     """Writes the state store on the controller, where it lives."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
     _supports_diff = True
-
-    _ARGUMENT_SPEC = {
+    ARGUMENT_SPEC = {
         "plan": {"type": "dict", "required": True},
         "state_store": {"type": "str"},
     }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                "the depmirror Python library is not importable on the controller "
-                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
-            ) from DEPMIRROR_IMPORT_ERROR
-        _, args = self.validate_argument_spec(argument_spec=self._ARGUMENT_SPEC)
-        store = args["state_store"] or os.environ.get("DEPMIRROR_STORE")
-        if not store:
-            raise AnsibleActionFail("record_plan needs state_store (or DEPMIRROR_STORE in the environment)")
-        try:
-            recorded = record_applied_plan(store, args["plan"], dry_run=self._task.check_mode)
-        except DepmirrorError as e:
-            raise AnsibleActionFail(str(e)) from e
+    def act(self, args, result):
+        recorded = record_applied_plan(self.store_url(args), args["plan"], dry_run=self._task.check_mode)
         result.update(
             changed=recorded.changed,
             primaries=recorded.primaries,
@@ -52,4 +29,3 @@ class ActionModule(ActionBase):
         )
         if self._task.diff and recorded.changed:
             result["diff"] = {"before": recorded.before, "after": recorded.after}
-        return result

@@ -3,47 +3,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-import os
-
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.errors import DepmirrorError
     from depmirror.rollback_flow import record_routing
-except ImportError as _import_error:
-    DEPMIRROR_IMPORT_ERROR = _import_error
-else:
-    DEPMIRROR_IMPORT_ERROR = None
+except ImportError:
+    pass  # LibraryAction reports the missing library
 
 
-class ActionModule(ActionBase):
+class ActionModule(LibraryAction):
     """Writes the state store on the controller, where it lives."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-
-    _ARGUMENT_SPEC = {
+    ARGUMENT_SPEC = {
         "dependency": {"type": "dict", "required": True},
         "state_store": {"type": "str"},
     }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                "the depmirror Python library is not importable on the controller "
-                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
-            ) from DEPMIRROR_IMPORT_ERROR
-        _, args = self.validate_argument_spec(argument_spec=self._ARGUMENT_SPEC)
-        store = args["state_store"] or os.environ.get("DEPMIRROR_STORE")
-        if not store:
-            raise AnsibleActionFail("record_routing needs state_store (or DEPMIRROR_STORE in the environment)")
+    def act(self, args, result):
+        store = self.store_url(args)
         if not self._task.check_mode:
-            try:
-                record_routing(store, args["dependency"])
-            except DepmirrorError as e:
-                raise AnsibleActionFail(str(e)) from e
+            record_routing(store, args["dependency"])
         result.update(changed=True)
-        return result

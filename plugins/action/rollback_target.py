@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import os
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.errors import DepmirrorError
     from depmirror.rollback import RollbackRefused
     from depmirror.rollback_flow import FailbackRefused, Request, decide_failback, decide_rollback, offsets_of
-except ImportError as _import_error:
-    DEPMIRROR_IMPORT_ERROR = _import_error
-else:
-    DEPMIRROR_IMPORT_ERROR = None
+except ImportError:
+    pass  # LibraryAction reports the missing library
 
 
-class ActionModule(ActionBase):
+class ActionModule(LibraryAction):
     """Decides a switchover (or failback) on the controller, where the library, the store and Prometheus are."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-
-    _ARGUMENT_SPEC = {
+    ARGUMENT_SPEC = {
         "flow": {"type": "str", "default": "rollback", "choices": ["rollback", "failback"]},
         "graph": {"type": "path", "required": True},
         "state_store": {"type": "str"},
@@ -45,20 +37,10 @@ class ActionModule(ActionBase):
         "action_id": {"type": "str"},
     }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                "the depmirror Python library is not importable on the controller "
-                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
-            ) from DEPMIRROR_IMPORT_ERROR
-        _, args = self.validate_argument_spec(argument_spec=self._ARGUMENT_SPEC)
-        store = args["state_store"] or os.environ.get("DEPMIRROR_STORE")
-        if not store:
-            raise AnsibleActionFail("rollback_target needs state_store (or DEPMIRROR_STORE in the environment)")
+    def act(self, args, result):
         request = Request(
             graph=args["graph"],
-            store=store,
+            store=self.store_url(args),
             dependency=args["dependency"],
             instance=args["instance"],
             prometheus_url=args["prometheus_url"] or os.environ.get("DEPMIRROR_PROMETHEUS_URL"),
@@ -84,11 +66,8 @@ class ActionModule(ActionBase):
         except RollbackRefused as refused:
             result.update(failed=True, refused=True, msg=f"refused: {refused.decision.reason}",
                           decision=refused.decision.to_dict())
-            return result
+            return
         except FailbackRefused as refused:
             result.update(failed=True, refused=True, msg=f"refused: {refused}")
-            return result
-        except DepmirrorError as e:
-            raise AnsibleActionFail(str(e)) from e
+            return
         result.update(changed=False, refused=False, **{args["flow"]: decided})
-        return result

@@ -3,25 +3,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
     from depmirror.traffic import check_traffic
-except ImportError as _import_error:
-    DEPMIRROR_IMPORT_ERROR = _import_error
-else:
-    DEPMIRROR_IMPORT_ERROR = None
+except ImportError:
+    pass  # LibraryAction reports the missing library
 
 
-class ActionModule(ActionBase):
+class ActionModule(LibraryAction):
     """Checks from the controller, in-process: a module round trip would cost more than the check."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-
-    _ARGUMENT_SPEC = {
+    ARGUMENT_SPEC = {
         "kind": {"type": "str", "required": True},
         "address": {"type": "str", "required": True},
         "port": {"type": "int", "required": True},
@@ -31,17 +24,10 @@ class ActionModule(ActionBase):
         "deadline": {"type": "float", "default": 3.0},
     }
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                "the depmirror Python library is not importable on the controller "
-                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
-            ) from DEPMIRROR_IMPORT_ERROR
-        _, args = self.validate_argument_spec(argument_spec=self._ARGUMENT_SPEC)
+    def act(self, args, result):
         if self._task.check_mode:
             result.update(changed=False, skipped=True, msg="no traffic is checked in check mode")
-            return result
+            return
         check = check_traffic(
             args["kind"], args["address"], args["port"], expect=args["expect"], forbid=args["forbid"],
             requests=args["requests"], deadline_s=args["deadline"],
@@ -52,4 +38,3 @@ class ActionModule(ActionBase):
                 failed=True,
                 msg=f"traffic through {args['address']}:{args['port']} is not right: {check.detail}",
             )
-        return result

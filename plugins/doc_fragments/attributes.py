@@ -17,6 +17,8 @@ attributes:
     description:
       - When run twice in a row outside check mode, with the same arguments, the second invocation
         indicates no change.
+  action:
+    description: Indicates this has a corresponding action plugin so some parts can be executed on the controller.
 """
 
     READ_ONLY = r"""

@@ -15,7 +15,7 @@ description:
     C(health_path), C(primary_address), C(primary_port) (decommissioned items carry C(dependency), C(kind),
     C(port), C(role) and C(reason)).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 options:
   _input:
     description: The plan (the C(plan) key of M(depmirror.mirroring.plan)'s result).

@@ -15,7 +15,7 @@ description:
     C(DepmirrorHealthUnknown)), C(targets) the blackbox file_sd target groups (one per instance, labelled
     C(dependency), C(host), C(zone), C(role), C(instance)), C(scrape_configs) the probe and exporter jobs.
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 options:
   _input:
     description: Path of the dependency graph file.

@@ -13,7 +13,7 @@ description:
   - Fails when a dependency has no instance, or no healthy serving instance, so that such an upstream never
     reaches nginx.
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 options:
   _input:
     description: The plan's C(dependencies) list (or C(depmirror_dependencies), which the inventory plugin sets on load balancers).

@@ -29,7 +29,7 @@ description:
   - When O(prometheus_url) is set, instance health comes from Prometheus; if Prometheus cannot be reached
     the inventory is still built, health is C(unknown) and a warning says so.
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache

@@ -13,7 +13,7 @@ description:
     instances (host, zone, role, port) and the actions (provision, keep, decommission) with their reasons.
   - Runs on the controller (it is an action plugin); it changes nothing.
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
   - depmirror.mirroring.attributes.READ_ONLY
@@ -25,7 +25,7 @@ options:
   state_store:
     description:
       - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE)
-        environment variable, and otherwise nothing: the plan starts from an empty fleet.
+        environment variable; without either, the plan starts from an empty fleet.
     type: str
   prometheus_url:
     description:

@@ -13,7 +13,7 @@ description:
   - Appends an C(rf_change) event to the rollback history for every dependency whose replication factor changed.
   - Runs on the controller (it is an action plugin).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
 attributes:

@@ -14,7 +14,7 @@ description:
     records a whole plan again.
   - Runs on the controller (it is an action plugin).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
 attributes:

@@ -14,7 +14,7 @@ description:
   - The history is append-only; each call adds exactly one event.
   - Runs on the controller (it is an action plugin).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
 attributes:
@@ -58,7 +58,8 @@ options:
     description: The action taken, e.g. C(switchover).
     type: str
   trigger:
-    description: What set it off, e.g. C({type: alert, fingerprint: ...}), C({type: user, name: ...}) or C({type: awx, job: 42}).
+    description:
+      - "What set it off, e.g. C({type: alert, fingerprint: ...}), C({type: user, name: ...}) or C({type: awx, job: 42})."
     type: dict
   inputs:
     description: What the decision saw (health scores and the queries behind them).

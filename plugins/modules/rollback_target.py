@@ -20,7 +20,7 @@ description:
     comes from Prometheus through the depmirror health library.
   - Runs on the controller (it is an action plugin).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
 attributes:

@@ -14,7 +14,7 @@ description:
   - Other kinds - the port must accept a connection.
   - Retries until O(deadline) seconds have passed. Runs on the controller, in-process (it is an action plugin).
 author:
-  - depmirror developers
+  - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
 attributes:

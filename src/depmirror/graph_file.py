@@ -19,6 +19,8 @@ import jsonschema
 import yaml
 
 from depmirror.errors import ConfigError
+from depmirror.gc_pause import paused_gc
+from depmirror.health.spec import HealthSpec
 from depmirror.model import (
     VM,
     Dependency,
@@ -51,11 +53,13 @@ _HOSTNAME = re.compile(
 )
 
 
+@paused_gc()  # a 10k-dependency file is ~700k YAML nodes, all kept until the Graph is built
 def load_graph(path: str | Path) -> Graph:
     """Load and validate a graph file; raises ConfigError on anything a user must fix."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # Bytes, not text: libyaml reads UTF-8 itself, and skips a decode and re-encode of the file.
+        text = Path(path).read_bytes()
     except OSError as error:
         raise ConfigError(
             source, "", f"cannot read the graph file: {error.strerror}", "give --graph an existing file"
@@ -80,17 +84,35 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate keys: PyYAML would silently keep the last one."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_unique_mapping(
     loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
-    seen: dict[Any, yaml.Node] = {}
-    for key_node, _value in node.value:
+    """SafeConstructor.construct_mapping in one pass over the keys, refusing duplicate keys.
+
+    Merged entries (`<<: *anchor`) come first and may be overridden: only the mapping's own keys count.
+    """
+    own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+    loader.flatten_mapping(node)
+    first_own = len(node.value) - own
+    mapping: dict[Any, Any] = {}
+    lines: dict[Any, int] = {}
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            first = seen[key].start_mark.line + 1
-            raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
-        seen[key] = key_node
-    return loader.construct_mapping(node, deep=deep)
+        value = loader.construct_object(value_node, deep=deep)
+        try:
+            if index >= first_own:
+                if key in lines:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1, lines[key])
+                lines[key] = key_node.start_mark.line + 1
+            mapping[key] = value
+        except TypeError:  # an unhashable key, such as a mapping used as a key
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+            ) from None
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
@@ -104,7 +126,7 @@ class _DuplicateKey(Exception):
         self.first_line = first_line
 
 
-def _load_yaml(text: str, source: str) -> Any:
+def _load_yaml(text: str | bytes, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except _DuplicateKey as dup:
@@ -269,6 +291,7 @@ def _dependency(name: str, spec: dict[str, Any]) -> Dependency:
         cost=float(spec.get("cost", 1.0)),
         deploy=DeploySpec(**spec.get("deploy", {})),
         depends_on=_edges(name, spec.get("depends_on")),
+        health=HealthSpec(**spec["health"]) if "health" in spec else None,
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from depmirror.current import load_current
+from depmirror.gc_pause import paused_gc
 from depmirror.graph_file import load_graph
 from depmirror.model import Graph
 from depmirror.plan import compute_plan
@@ -35,7 +36,46 @@ def plan_for_playbook(
     prometheus_timeout: float = 5.0,
 ) -> tuple[dict[str, Any], list[str]]:
     """The plan as `depmirror plan --format json` prints it, and warnings (e.g. why health is unknown)."""
+    return _plan_document(
+        load_graph(graph_path),
+        store=store,
+        prometheus_url=prometheus_url,
+        prometheus_token=prometheus_token,
+        prometheus_timeout=prometheus_timeout,
+    )
+
+
+@paused_gc()  # the graph, the plan and the document of a 10k fleet: see gc_pause.py
+def build_inventory(
+    graph_path: str | Path,
+    *,
+    store: str | None = None,
+    prometheus_url: str | None = None,
+    prometheus_token: str | None = None,
+    prometheus_timeout: float = 5.0,
+) -> dict[str, Any]:
     graph = load_graph(graph_path)
+    plan, warnings = _plan_document(
+        graph,
+        store=store,
+        prometheus_url=prometheus_url,
+        prometheus_token=prometheus_token,
+        prometheus_timeout=prometheus_timeout,
+    )
+    document = inventory_document(graph, plan, store)
+    document["warnings"] = warnings
+    return document
+
+
+@paused_gc()
+def _plan_document(
+    graph: Graph,
+    *,
+    store: str | None,
+    prometheus_url: str | None,
+    prometheus_token: str | None,
+    prometheus_timeout: float,
+) -> tuple[dict[str, Any], list[str]]:
     current = load_current(
         graph,
         store=store,
@@ -47,26 +87,6 @@ def plan_for_playbook(
     # stabilisation window would ever end.
     plan = compute_plan(graph, current.state, current.health, now=time.time())
     return plan.to_dict(), [*current.warnings, *plan.warnings]
-
-
-def build_inventory(
-    graph_path: str | Path,
-    *,
-    store: str | None = None,
-    prometheus_url: str | None = None,
-    prometheus_token: str | None = None,
-    prometheus_timeout: float = 5.0,
-) -> dict[str, Any]:
-    plan, warnings = plan_for_playbook(
-        graph_path,
-        store=store,
-        prometheus_url=prometheus_url,
-        prometheus_token=prometheus_token,
-        prometheus_timeout=prometheus_timeout,
-    )
-    document = inventory_document(load_graph(graph_path), plan, store)
-    document["warnings"] = warnings
-    return document
 
 
 def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from depmirror.health.spec import HealthSpec
+
 Kind = Literal["http", "tcp", "redis"]
 Mode = Literal["active-active", "active-passive"]
 ModePreference = Literal["auto", "active-active", "active-passive"]
@@ -67,6 +69,7 @@ class Dependency:
     cost: float = 1.0
     deploy: DeploySpec = DeploySpec()
     depends_on: tuple[Edge, ...] = ()
+    health: HealthSpec | None = None  # custom PromQL; None: the defaults of the kind (docs/health.md)
 
     @property
     def stateful(self) -> bool:

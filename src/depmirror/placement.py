@@ -22,7 +22,7 @@ from depmirror.model import Graph, Mode, Role
 from depmirror.state import HealthSnapshot, InstanceRecord
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlacementRequest:
     name: str
     rf: int
@@ -98,6 +98,8 @@ class _Candidate:
 def _examine(
     graph: Graph, health: HealthSnapshot, threshold: float, name: str, records: list[InstanceRecord]
 ) -> list[_Candidate]:
+    if not records:
+        return []
     ordered = sorted(records, key=lambda r: (r.role != "primary", r.host))
     seen: set[str] = set()
     primary_taken = False
@@ -218,8 +220,9 @@ def _provision(
 ) -> None:
     goal = request.min_rf if stage == "min" else request.rf
     counting = sum(1 for s in result.slots if s.counts)
+    leaving = {d.host for d in result.decommissions} if counting < goal else set()
     while counting < goal:
-        picked = pool.pick(result.slots, {d.host for d in result.decommissions})
+        picked = pool.pick(result.slots, leaving)
         if picked is None:
             _report_shortage(request, result, stage, source, counting, pool)
             return
@@ -321,26 +324,21 @@ class _Pool:
     def pick(self, slots: list[Slot], avoid: set[str]) -> tuple[str, str, str] | None:
         """Best VM for one more instance; `avoid`: VMs whose instance of it is being decommissioned."""
         used_hosts = {s.host for s in slots} | avoid
-        per_zone: dict[str, int] = {}
+        per_zone = dict.fromkeys(self._zones, 0)
         for slot in slots:
-            if slot.zone is not None:
-                per_zone[slot.zone] = per_zone.get(slot.zone, 0) + 1
+            if slot.zone in per_zone:  # a kept instance may sit in a zone that left the graph
+                per_zone[slot.zone] += 1
         # Ties go to the zone with fewest primaries (the first instance becomes the primary) and then
         # the most free capacity, so that writes and load spread over zones too.
-        order = sorted(
-            self._zones,
-            key=lambda z: (
-                per_zone.get(z, 0),
-                self._zone_bad[z],
-                self._primaries[z] if not slots else 0,
-                -self._zone_free[z],
-                z,
-            ),
+        first = not slots
+        ranked = sorted(
+            (count, self._zone_bad[z], self._primaries[z] if first else 0, -self._zone_free[z], z)
+            for z, count in per_zone.items()
         )
-        for zone in order:
+        for *_, zone in ranked:
             host = self._best_in_zone(zone, used_hosts)
             if host is not None:
-                if not slots:
+                if first:
                     self._primaries[zone] += 1
                 free = self._free[host]
                 self._set_free(host, free - 1)
@@ -353,7 +351,7 @@ class _Pool:
                     host,
                     zone,
                     (
-                        f"new: {zone} holds {per_zone.get(zone, 0)} instance(s), {why}; {host} has most free "
+                        f"new: {zone} holds {per_zone[zone]} instance(s), {why}; {host} has most free "
                         f"capacity there ({free} slot(s))"
                     ),
                 )

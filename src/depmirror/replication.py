@@ -22,7 +22,7 @@ from depmirror.state import RfDecision
 _EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RfResult:
     rf: int
     raw: float
@@ -31,7 +31,7 @@ class RfResult:
     decision: RfDecision
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetItem:
     name: str
     weight: float

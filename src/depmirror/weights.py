@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from depmirror.model import Graph, WeightPolicy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Weight:
     value: float
     tier: float

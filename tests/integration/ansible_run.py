@@ -34,7 +34,8 @@ class PlaybookRun:
         return [task for play in self.report.get("plays", []) for task in play.get("tasks", [])]
 
     def task(self, name: str) -> dict[str, Any]:
-        found = [t for t in self.tasks() if t["task"]["name"] == name]
+        """The last task run under this name (a role's tasks are reported as `role : name`)."""
+        found = [t for t in self.tasks() if t["task"]["name"] == name or t["task"]["name"].endswith(f" : {name}")]
         assert found, f"no task named {name!r}"
         return found[-1]
 

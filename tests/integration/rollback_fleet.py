@@ -7,7 +7,6 @@ The lab is shared by every engineer's sessions: the whole fleet lives inside an 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -19,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ansible_run import ROOT, PlaybookRun, playbook
-from health_services import Processes, processes, start_blackbox, start_prometheus, wait_until
+from tests.integration.ansible_run import ROOT, PlaybookRun, playbook
+from tests.integration.health_services import Processes, processes, start_blackbox, start_prometheus, wait_until
 
 from depmirror import lab
 from depmirror.graph_file import load_graph
@@ -30,28 +29,8 @@ from depmirror.health.rules import render_targets, scrape_configs
 from depmirror.model import Graph
 from depmirror.store import EventFilter, open_store
 
-LAB_LOCK = Path("/tmp/depmirror-lab.lock")
-LOCK_WAIT_S = 900.0
 GRAPH = ROOT / "inventories" / "example" / "graph.yml"
 INTERVAL = 1.0
-
-
-@contextlib.contextmanager
-def lab_lock() -> Iterator[None]:
-    with open(LAB_LOCK, "a") as handle:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{LAB_LOCK} held for {LOCK_WAIT_S:.0f} s by another session") from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -120,35 +99,40 @@ def _write_prometheus(workdir: Path, graph: Graph, applied: dict[str, Any], blac
 
 
 @contextlib.contextmanager
-def fleet(workdir: Path) -> Iterator[Fleet]:
-    """Lock, lab up, adjust.yml over the example graph with a store, Prometheus; all undone on exit."""
-    with lab_lock():
-        paths = lab.lab_paths(ROOT)
-        try:
-            lab.up(paths)
-            store = f"sqlite:///{workdir / 'depmirror.db'}"
-            source = workdir / "lab.depmirror.yml"
-            source.write_text(yaml.safe_dump({
-                "plugin": "depmirror.mirroring.graph", "graph": str(GRAPH), "state_store": store,
-            }))
-            inventories = [paths.inventory, source]
-            adjusted = playbook("playbooks/adjust.yml", inventories, timeout=600)
-            assert adjusted.rc == 0, adjusted.messages() or adjusted.stderr[-3000:]
-            graph = load_graph(GRAPH)
-            with open_store(store) as opened:
-                applied = (opened.applied_plan() or {})["plan"]
-            with processes(workdir) as procs:
-                config = _write_prometheus(workdir, graph, applied, start_blackbox(procs))
-                _process, url = start_prometheus(procs, config)
-                world = Fleet(paths, graph, store, inventories, url, procs, workdir)
-                every = {(item["name"], i["host"]) for item in applied["dependencies"] for i in item["instances"]}
-                wait_until(
-                    lambda: all(world.health(d).get(h) == "healthy" for d, h in every), 60,
-                    "every instance of the fleet healthy in Prometheus", every=1.0,
-                )
-                yield world
-        finally:
-            lab.down(paths)
+def fleet(workdir: Path, paths: lab.LabPaths) -> Iterator[Fleet]:
+    """On the session's lab, from nothing: adjust.yml over the example graph with a store, and Prometheus.
+
+    The lab is restored (faults undone, hosts repaired) on the way in and out, for the tests after these.
+    """
+    lab.restore(paths)
+    lab.up(paths)
+    try:
+        wiped = playbook("tests/integration/playbooks/wipe.yml", [paths.inventory])
+        assert wiped.rc == 0, wiped.messages() or wiped.stderr[-3000:]
+        store = f"sqlite:///{workdir / 'depmirror.db'}"
+        source = workdir / "lab.depmirror.yml"
+        source.write_text(yaml.safe_dump({
+            "plugin": "depmirror.mirroring.graph", "graph": str(GRAPH), "state_store": store,
+        }))
+        inventories = [paths.inventory, source]
+        adjusted = playbook("playbooks/adjust.yml", inventories, timeout=600)
+        assert adjusted.rc == 0, adjusted.messages() or adjusted.stderr[-3000:]
+        graph = load_graph(GRAPH)
+        with open_store(store) as opened:
+            applied = (opened.applied_plan() or {})["plan"]
+        with processes(workdir) as procs:
+            config = _write_prometheus(workdir, graph, applied, start_blackbox(procs))
+            _process, url = start_prometheus(procs, config)
+            world = Fleet(paths, graph, store, inventories, url, procs, workdir)
+            every = {(item["name"], i["host"]) for item in applied["dependencies"] for i in item["instances"]}
+            wait_until(
+                lambda: all(world.health(d).get(h) == "healthy" for d, h in every), 60,
+                "every instance of the fleet healthy in Prometheus", every=1.0,
+            )
+            yield world
+    finally:
+        lab.restore(paths)
+        lab.up(paths)
 
 
 def lb_file(world: Fleet, path: str) -> str:

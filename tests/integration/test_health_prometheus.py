@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from health_services import (
+from tests.integration.health_services import (
     BLACKBOX,
     PROMETHEUS,
     REDIS,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from health_services import (
+from tests.integration.health_services import (
     ALERTMANAGER,
     BLACKBOX,
     PROMETHEUS,

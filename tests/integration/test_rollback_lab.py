@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from health_services import BLACKBOX, PROMETHEUS, need
-from rollback_fleet import Fleet, Resp, environment_has_lab, fleet, lb_address, nginx_files
+from tests.integration.health_services import BLACKBOX, PROMETHEUS, need
+from tests.integration.rollback_fleet import Fleet, Resp, environment_has_lab, fleet, lb_address, nginx_files
 
 from depmirror import lab
 
@@ -23,12 +23,12 @@ WALL_TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def world(lab_up: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     why = environment_has_lab()
     if why:
         pytest.skip(why)
     need(PROMETHEUS, BLACKBOX)
-    with fleet(tmp_path_factory.mktemp("rollback-lab")) as built:
+    with fleet(tmp_path_factory.mktemp("rollback-lab"), lab_up) as built:
         yield built
     print(f"\nrollback.yml wall times: {WALL_TIMES}")
 
@@ -61,6 +61,24 @@ def test_no_healthy_mirror_refuses_records_and_leaves_nginx_alone(world: Fleet) 
         assert world.primary(name) == primary
     finally:
         world.ssh(mirror, f"systemctl start depmirror-{name}.service")
+
+
+def test_a_switchover_nginx_rejects_is_recorded_as_failed_and_changes_nothing(world: Fleet) -> None:
+    name = "payments-api"
+    primary = world.applied(name)["primary"]["host"]
+    before = nginx_files(world)
+    done, _seconds = world.run("rollback.yml", depmirror_dependency=name, depmirror_failed_instance=primary,
+                               depmirror_trigger={"type": "test", "name": "bad-nginx"},
+                               nginx_upstream_location_directives=["bogus_directive on"])
+    assert done.rc != 0
+    assert "failed in its route phase on lb1 (recorded as a failed event): nginx -t rejected" in done.messages()
+    assert nginx_files(world) == before, "a release nginx -t rejected reached the live configuration"
+    (failed,) = world.events(name, "rollback")
+    assert failed.outcome == "failed" and failed.instance == primary and failed.target not in (None, primary)
+    assert failed.details["phase"] == "route" and failed.details["host"] == "lb1"
+    assert 'unknown directive "bogus_directive"' in failed.reason
+    assert failed.trigger == {"type": "test", "name": "bad-nginx"}
+    assert world.primary(name) == primary, "a failed switchover moved the primary in the store"
 
 
 def test_http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(world: Fleet) -> None:
@@ -100,6 +118,53 @@ def test_http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_i
         assert fenced["hosts"][failed].get("unreachable") or fenced["hosts"][failed].get("failed")
     finally:
         lab.restore(world.paths, failed)
+
+
+def _routed_block(world: Fleet, name: str, block: str = "http.conf") -> str:
+    release = world.ssh("lb1", "grep -o 'releases/[0-9a-f]*' /etc/nginx/nginx.conf | head -1").stdout.strip()
+    rendered = world.ssh("lb1", f"cat /etc/nginx/depmirror/{release}/{block}").stdout
+    return rendered.split(f"# {name}:")[1].split("}")[0]
+
+
+def _failback(world: Fleet, name: str, host: str, **extra: Any) -> Any:
+    done, seconds = world.run("failback.yml", depmirror_dependency=name, depmirror_recovered_instance=f"{name}@{host}",
+                              depmirror_trigger={"type": "test", "name": "failback"}, **extra)
+    assert done.rc == 0, done.messages() or done.stderr[-3000:]
+    return seconds
+
+
+def test_http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world: Fleet) -> None:
+    name = "catalog-api"
+    (rolled,) = world.events(name, "rollback")  # the switchover of the test above
+    failed, target = rolled.instance, rolled.target
+    assert failed is not None and target is not None
+    world.wait_health(name, failed, "healthy", timeout=60)  # the host was restored; its unit starts at boot
+
+    held, _seconds = world.run("failback.yml", depmirror_dependency=name, depmirror_recovered_instance=failed)
+    assert held.rc != 0 and "the hold time is 300 s" in held.messages()
+    (refused,) = [e for e in world.events(name, "refused") if e.action == "failback"]
+    assert refused.instance == failed
+
+    WALL_TIMES["http-failback"] = round(_failback(world, name, failed, rollback_failback_hold_seconds=0), 2)
+    assert world.primary(name) == target
+    block = _routed_block(world, name)
+    assert f"{target} primary" in block and f"{failed} mirror" in block
+    (mirror,) = world.events(name, "failback")
+    assert mirror.outcome == "succeeded" and mirror.action == "failback-mirror"
+    assert mirror.instance == failed and mirror.target == target
+    assert mirror.inputs["health"][failed]["verdict"] == "healthy"
+
+    _failback(world, name, failed, rollback_failback_hold_seconds=0, depmirror_move_primary_back=True)
+    assert world.primary(name) == failed
+    assert f"{failed} primary" in _routed_block(world, name)
+    back = world.events(name, "failback")[0]
+    assert back.action == "failback-primary" and back.target == failed
+    served = set()
+    for _ in range(12):
+        with urllib.request.urlopen(f"http://{lb_address(world.graph)}:{world.applied(name)['port']}/",
+                                    timeout=2) as response:
+            served.add(response.read().decode().split()[1])
+    assert failed in served, served
 
 
 def test_redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world: Fleet) -> None:
@@ -170,6 +235,49 @@ def test_redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(w
     (event,) = world.events(name, "rollback")
     assert event.outcome == "succeeded" and event.target == target
     assert set(event.inputs["replication_offsets"]) >= {target}
+
+
+def test_redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without_losing_writes(
+    world: Fleet,
+) -> None:
+    name = "session-cache"
+    (rolled,) = world.events(name, "rollback")
+    failed, target = rolled.instance, rolled.target
+    assert failed is not None and target is not None
+    port = world.applied(name)["port"]
+    address = lb_address(world.graph)
+    writer = Resp(address, port)
+    try:
+        for i in range(50):
+            writer.call("SET", f"failback:{i}", str(i))
+        assert int(writer.call("WAIT", "1", "2000")) >= 1
+    finally:
+        writer.close()
+    # The fence stopped and disabled it; a person brings the repaired instance back, out of every upstream.
+    started = world.ssh(failed, f"systemctl start depmirror-{name}.service")
+    assert started.returncode == 0, started.stderr
+    world.wait_health(name, failed, "healthy")
+
+    WALL_TIMES["redis-failback"] = round(_failback(world, name, failed, rollback_failback_hold_seconds=0), 2)
+    info = world.ssh(failed, f"redis-cli -p {port} info replication").stdout
+    assert f"master_host:{world.graph.vms[target].address}" in info and "master_link_status:up" in info, info
+    assert world.primary(name) == target
+    assert f"replicaof {world.graph.vms[target].address} {port}" in world.ssh(
+        failed, f"cat /etc/depmirror/{name}.redis.conf").stdout.lower()
+
+    _failback(world, name, failed, rollback_failback_hold_seconds=0, depmirror_move_primary_back=True)
+    assert world.primary(name) == failed
+    reader = Resp(address, port)
+    try:
+        assert reader.call("ROLE")[0] == "master"
+        missing = [i for i in range(50) if reader.call("GET", f"failback:{i}") != str(i)]
+    finally:
+        reader.close()
+    assert missing == [], f"{len(missing)} of 50 acknowledged writes are gone after the primary role moved back"
+    old_target = world.ssh(target, f"redis-cli -p {port} info replication").stdout
+    assert f"master_host:{world.graph.vms[failed].address}" in old_target, old_target
+    actions = [e.action for e in world.events(name, "failback")]
+    assert actions == ["failback-primary", "failback-mirror"]
 
 
 def world_items(world: Fleet) -> list[dict[str, Any]]:

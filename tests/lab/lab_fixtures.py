@@ -8,12 +8,15 @@ this module itself until then.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,8 +58,37 @@ def lab_paths() -> lab.LabPaths:
     return lab.lab_paths()
 
 
+LAB_LOCK = Path("/tmp/depmirror-lab.lock")
+LOCK_WAIT_S = 1800.0
+
+
+@contextlib.contextmanager
+def exclusive_lab() -> Iterator[None]:
+    """One test session at a time on this machine's lab: others wait here (the lab has fixed addresses)."""
+    with open(LAB_LOCK, "a") as handle:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{LAB_LOCK} held for {LOCK_WAIT_S:.0f} s by another session") from None
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def lab_machine_before(lab_paths: lab.LabPaths) -> dict[str, Any]:
+def lab_lock(lab_paths: lab.LabPaths) -> Iterator[None]:
+    with exclusive_lab():
+        yield
+
+
+@pytest.fixture(scope="session")
+def lab_machine_before(lab_paths: lab.LabPaths, lab_lock: None) -> dict[str, Any]:
     """The machine without the lab: leftovers of a crashed earlier session are cleared first."""
     lab.down(lab_paths)
     return machine_snapshot()

@@ -264,3 +264,18 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the graph file"):
         load_graph(tmp_path / "absent.yml")
+
+
+def test_a_health_section_carries_custom_queries_and_is_checked(tmp_path: Path) -> None:
+    data = base_graph()
+    name = next(iter(data["dependencies"]))
+    data["dependencies"][name]["health"] = {"up": 'up{job="$dependency"}', "samples": 2}
+    graph = load_graph(write(tmp_path, data))
+    assert graph.dependencies[name].health is not None
+    assert graph.dependencies[name].health.up == 'up{job="$dependency"}'
+    assert graph.dependencies[name].health.samples == 2
+
+    data["dependencies"][name]["health"] = {"samples": 2, "p99": "x"}
+    with pytest.raises(ConfigError) as error:
+        load_graph(write(tmp_path, data))
+    assert error.value.field == f"dependencies.{name}.health.p99"

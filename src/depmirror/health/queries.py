@@ -63,9 +63,8 @@ def blackbox_selector(dependency: str, extra: str = "") -> str:
 
 
 def spec_of(dependency: Dependency) -> HealthSpec:
-    """The graph's `health:` section once the model carries it; the kind's defaults until then."""
-    custom = getattr(dependency, "health", None)
-    return custom if isinstance(custom, HealthSpec) else HealthSpec()
+    """The graph's `health:` section, or the defaults of the dependency's kind."""
+    return dependency.health or HealthSpec()
 
 
 def queries_for(dependency: Dependency, spec: HealthSpec | None = None) -> DependencyQueries:

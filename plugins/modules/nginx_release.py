@@ -1,0 +1,186 @@
+# Copyright: (c) 2026, depmirror developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nginx_release
+short_description: Write an nginx release, check it with nginx -t, swap it in and reload, in one call
+version_added: 0.1.0
+description:
+  - The hot path of M(depmirror.mirroring.nginx_upstream)'s C(swap) entry point, used by a rollback, where
+    every SSH round trip counts. Everything happens on the load balancer in one module call.
+  - Writes the release files into O(release), writes the new main configuration beside O(nginx_conf), checks
+    it with O(validate) and only then renames it over O(nginx_conf) (atomic). A rejected configuration leaves
+    the live one untouched, removes the release directory if this call created it, and fails.
+  - Reloads O(service) (or starts it when it is not running). If that fails, the last good configuration
+    O(last_good) is put back and reloaded, and the module fails saying so. After a good reload, the served
+    configuration becomes the last good one.
+  - Nothing is written when O(nginx_conf) already has O(content) and every release file is in place.
+author:
+  - depmirror developers (@depmirror)
+extends_documentation_fragment:
+  - depmirror.mirroring.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Writes, checks and reloads nothing; reports whether the configuration would change.
+  diff_mode:
+    support: full
+    details: The main configuration before and after.
+  idempotent:
+    support: full
+  action:
+    support: none
+options:
+  release:
+    description: The release directory the files go into (created with its parents).
+    type: path
+    required: true
+  files:
+    description: File name (inside O(release)) to content.
+    type: dict
+    default: {}
+  content:
+    description: The new main nginx configuration, which includes the release files.
+    type: str
+    required: true
+  nginx_conf:
+    description: The live main nginx configuration file.
+    type: path
+    default: /etc/nginx/nginx.conf
+  last_good:
+    description: Where the configuration nginx last reloaded with successfully is kept.
+    type: path
+    required: true
+  service:
+    description: The systemd unit of nginx.
+    type: str
+    default: nginx
+  validate:
+    description: The check command; C(%s) is the path of the new main configuration.
+    type: str
+    default: nginx -t -q -c %s
+"""
+
+EXAMPLES = r"""
+---
+- name: Swap in the upstreams of a rollback
+  depmirror.mirroring.nginx_release:
+    release: /etc/nginx/depmirror/releases/3f2a9c0d1e4b
+    files:
+      http.conf: "{{ lookup('ansible.builtin.template', 'http.conf.j2') }}"
+      stream.conf: "{{ lookup('ansible.builtin.template', 'stream.conf.j2') }}"
+    content: "{{ lookup('ansible.builtin.template', 'nginx.conf.j2') }}"
+    last_good: /etc/nginx/depmirror/last-good.conf
+"""
+
+RETURN = r"""
+release:
+  description: The release directory now live.
+  returned: always
+  type: str
+reloaded:
+  description: Whether nginx was reloaded (or started) with the new configuration.
+  returned: always
+  type: bool
+"""
+
+import os
+import shlex
+import shutil
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomically(path, content):
+    directory = os.path.dirname(path)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=".depmirror-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def _reload(module, service):
+    # reload-or-restart also starts an nginx that is not running, as the full role's "started" task would.
+    return module.run_command([module.get_bin_path("systemctl", required=True), "reload-or-restart", service])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "release": {"type": "path", "required": True},
+            "files": {"type": "dict", "default": {}},
+            "content": {"type": "str", "required": True},
+            "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
+            "last_good": {"type": "path", "required": True},
+            "service": {"type": "str", "default": "nginx"},
+            "validate": {"type": "str", "default": "nginx -t -q -c %s"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    live = _read(params["nginx_conf"])
+    stale = {name: str(text) for name, text in params["files"].items()
+             if _read(os.path.join(params["release"], name)) != str(text)}
+    changed = live != params["content"] or bool(stale)
+    result = {"changed": changed, "release": params["release"], "reloaded": False}
+    if module._diff:
+        result["diff"] = {"before": live or "", "after": params["content"],
+                          "before_header": params["nginx_conf"], "after_header": params["nginx_conf"]}
+    if not changed or module.check_mode:
+        module.exit_json(**result)
+
+    created = not os.path.isdir(params["release"])
+    os.makedirs(params["release"], mode=0o755, exist_ok=True)
+    for name, text in stale.items():
+        _write_atomically(os.path.join(params["release"], name), text)
+    if live == params["content"]:
+        module.exit_json(**result)
+
+    fd, candidate = tempfile.mkstemp(dir=os.path.dirname(params["nginx_conf"]), prefix=".depmirror-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(params["content"])
+    os.chmod(candidate, 0o644)
+    rc, out, err = module.run_command(shlex.split(params["validate"].replace("%s", shlex.quote(candidate))))
+    if rc != 0:
+        # A rejected release leaves nothing behind that this call made.
+        os.unlink(candidate)
+        if created:
+            shutil.rmtree(params["release"], ignore_errors=True)
+        module.fail_json(msg=f"nginx -t rejected release {params['release']}, so the live configuration was kept. "
+                             f"nginx said: {(err or out).strip() or '(no output)'}", **result)
+    os.replace(candidate, params["nginx_conf"])
+
+    rc, out, err = _reload(module, params["service"])
+    if rc != 0:
+        last_good = _read(params["last_good"])
+        if last_good is None:
+            module.fail_json(msg=f"nginx did not reload with release {params['release']} ({(err or out).strip()}) "
+                                 f"and there is no last good configuration at {params['last_good']}", **result)
+        _write_atomically(params["nginx_conf"], last_good)
+        _reload(module, params["service"])
+        module.fail_json(msg=f"nginx did not reload with release {params['release']} ({(err or out).strip()}); "
+                             "the last good configuration was restored and is live.", **result)
+    _write_atomically(params["last_good"], params["content"])
+    result["reloaded"] = True
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
