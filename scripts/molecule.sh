@@ -5,7 +5,7 @@
 # interrupted scenario is destroyed before the script goes on or stops. Prints how long each step took and
 # exits non-zero when any scenario failed. Needs root (rootful podman, like the lab).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 BIN="$ROOT/${VENV:-.venv}/bin"
 IMAGE=localhost/depmirror-lab:latest
@@ -47,16 +47,17 @@ destroy_current() {
 trap 'destroy_current; exit 130' INT
 trap 'destroy_current; exit 143' TERM
 
-# Passes molecule's output through and adds how long each step took, after molecule's "Executed" line.
+# Passes molecule's output through and adds how long each step took, after molecule's "Executed" line
+# ("INFO     [mirror > converge] Executed: Successful"; "mirror ➜ converge:" with colours on).
 time_steps() {
   local line step="" started=0 now
   while IFS= read -r line; do
     printf '%s\n' "$line"
     now=${EPOCHREALTIME/./}
     case $line in
-      *": Executing"*)
-        step=${line##*➜ }; step=${step%%:*}; started=$now ;;
-      *": Executed:"*)
+      *" Executing"*)
+        step=${line#*"$current"}; step=${step#*[>➜] }; step=${step%%[]:]*}; started=$now ;;
+      *" Executed:"*)
         [ -n "$step" ] && printf 'molecule.sh: %s %s took %d.%d s\n' "$current" "$step" \
           $(( (now - started) / 1000000 )) $(( (now - started) % 1000000 / 100000 ))
         step="" ;;

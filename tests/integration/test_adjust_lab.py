@@ -57,6 +57,8 @@ class Fleet:
         """Per VM, the depmirror units systemd runs there now."""
         results = adhoc(self.inventories, "depmirror_vms", "ansible.builtin.command",
                         "systemctl list-units --state=active --no-legend --plain depmirror-*")
+        for host, result in results.items():
+            assert result.get("rc") == 0, f"cannot list the units of {host}: {result.get('msg', result)}"
         return {
             host: {line.split()[0].removeprefix("depmirror-").removesuffix(".service")
                    for line in r.get("stdout", "").splitlines() if line.strip()}

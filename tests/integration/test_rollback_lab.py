@@ -265,6 +265,8 @@ def test_redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without
     assert f"replicaof {world.graph.vms[target].address} {port}" in world.ssh(
         failed, f"cat /etc/depmirror/{name}.redis.conf").stdout.lower()
 
+    # The resync restarted it as a replica; the hand-back needs it healthy again, as a person would wait.
+    world.wait_health(name, failed, "healthy")
     _failback(world, name, failed, rollback_failback_hold_seconds=0, depmirror_move_primary_back=True)
     assert world.primary(name) == failed
     reader = Resp(address, port)

@@ -41,7 +41,8 @@ def machine_snapshot() -> dict[str, Any]:
     firewall = lines(["iptables-save"]) if shutil.which("iptables-save") else []
     return {
         "netns": lines(["ip", "netns", "list"]),
-        "containers": sorted(containers),
+        # Molecule's scenarios run their own containers in parallel with the lab group; they are not the lab's.
+        "containers": sorted(c for c in containers if not c.startswith("molecule-")),
         "links": sorted(re.split(r"[:@]", line)[1].strip() for line in lines(["ip", "-o", "link", "show"])),
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
         # Chain counters change with traffic; the rules must not.
