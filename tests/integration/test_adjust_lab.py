@@ -1,8 +1,8 @@
 """playbooks/adjust.yml on the lab: mirrors across zones, routing through nginx, changes in both directions.
 
 One fleet for the module: the example graph (whose hosts are the lab's) with a 3-second stabilisation
-window and its own state store, so the tests read as a story: check, apply, apply again, raise a tier,
-lower it, break nginx on purpose.
+window and its own state store. The module fixture checks and applies once; each test then stands on its
+own (xdist does not keep their order): apply again, raise a tier and lower it, break nginx on purpose.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,32 @@ class Fleet:
         return block.group(1)
 
 
+@dataclass
+class Deployment:
+    """The module's first two runs: adjust.yml --check on the wiped lab, then adjust.yml for real."""
+
+    check: PlaybookRun
+    units_after_check: dict[str, set[str]]
+    real: PlaybookRun
+
+
 @pytest.fixture(scope="module")
-def fleet(lab_up: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def deployment(lab_up: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Deployment]]:
+    # Every test gets the fleet already deployed, whichever order xdist runs them in (CI once ran the
+    # RF test before the check-mode test, on a wiped lab).
     fleet = Fleet(tmp_path_factory.mktemp("fleet"), lab_up.inventory)
     wiped = playbook("tests/integration/playbooks/wipe.yml", [lab_up.inventory])
     assert wiped.rc == 0, wiped.stderr
-    yield fleet
+    check = fleet.adjust("--check")
+    units_after_check = fleet.running_units()
+    real = fleet.adjust()
+    assert real.rc == 0, real.messages() or real.stderr
+    yield fleet, Deployment(check, units_after_check, real)
+
+
+@pytest.fixture
+def fleet(deployment: tuple[Fleet, Deployment]) -> Fleet:
+    return deployment[0]
 
 
 def planned(run: PlaybookRun) -> dict[str, Any]:
@@ -104,15 +125,12 @@ def answer_tcp(port: int, payload: bytes) -> bytes:
         return conn.recv(64)
 
 
-def test_check_mode_reports_the_changes_adjust_then_makes(fleet: Fleet) -> None:
-    check = fleet.adjust("--check")
-    assert check.rc == 0, check.messages() or check.stderr
-    assert check.changed() > 0
-    assert all(not units for units in fleet.running_units().values()), "--check must change nothing"
-
-    real = fleet.adjust()
-    assert real.rc == 0, real.messages() or real.stderr
-    assert check.hosts_changed() == real.hosts_changed()
+def test_check_mode_reports_the_changes_adjust_then_makes(deployment: tuple[Fleet, Deployment]) -> None:
+    _fleet, runs = deployment
+    assert runs.check.rc == 0, runs.check.messages() or runs.check.stderr
+    assert runs.check.changed() > 0
+    assert all(not units for units in runs.units_after_check.values()), "--check must change nothing"
+    assert runs.check.hosts_changed() == runs.real.hosts_changed()
 
 
 def test_every_dependency_runs_at_its_planned_rf_across_zones_and_answers_through_the_lb(fleet: Fleet) -> None:
@@ -141,7 +159,10 @@ def test_a_second_run_changes_nothing(fleet: Fleet) -> None:
     ]
 
 
-def test_raising_a_tier_adds_a_mirror_in_another_zone_and_routes_to_it(fleet: Fleet) -> None:
+def test_raising_a_tier_adds_a_mirror_in_another_zone_then_lowering_it_unroutes_it_before_stopping(
+    fleet: Fleet,
+) -> None:
+    # One test, because lowering needs the raised state; split, xdist may run them in either order.
     before = fleet.plan()["reports-api"]
     fleet.graph["dependencies"]["reports-api"]["tier"] = 0
     fleet.write()
@@ -156,8 +177,6 @@ def test_raising_a_tier_adds_a_mirror_in_another_zone_and_routes_to_it(fleet: Fl
     for instance in after["instances"]:
         assert f"server {instance['address']}:8083" in upstream
 
-
-def test_lowering_it_past_the_window_unroutes_the_mirror_before_stopping_it(fleet: Fleet) -> None:
     raised = fleet.plan()["reports-api"]
     fleet.graph["dependencies"]["reports-api"]["tier"] = 3
     fleet.write()
