@@ -86,39 +86,8 @@ reloaded:
   type: bool
 """
 
-import os
-import shlex
-import shutil
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-
-
-def _read(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _write_atomically(path, content):
-    directory = os.path.dirname(path)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".depmirror-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def _reload(module, service):
-    # reload-or-restart also starts an nginx that is not running, as the full role's "started" task would.
-    return module.run_command([module.get_bin_path("systemctl", required=True), "reload-or-restart", service])
+from ansible_collections.depmirror.mirroring.plugins.module_utils.nginx_swap import SwapError, swap_release
 
 
 def main():
@@ -134,51 +103,16 @@ def main():
         },
         supports_check_mode=True,
     )
-    params = module.params
-    live = _read(params["nginx_conf"])
-    stale = {name: str(text) for name, text in params["files"].items()
-             if _read(os.path.join(params["release"], name)) != str(text)}
-    changed = live != params["content"] or bool(stale)
-    result = {"changed": changed, "release": params["release"], "reloaded": False}
-    if module._diff:
-        result["diff"] = {"before": live or "", "after": params["content"],
-                          "before_header": params["nginx_conf"], "after_header": params["nginx_conf"]}
-    if not changed or module.check_mode:
-        module.exit_json(**result)
 
-    created = not os.path.isdir(params["release"])
-    os.makedirs(params["release"], mode=0o755, exist_ok=True)
-    for name, text in stale.items():
-        _write_atomically(os.path.join(params["release"], name), text)
-    if live == params["content"]:
-        module.exit_json(**result)
+    def run(argv):
+        if argv[0] == "systemctl":
+            argv = [module.get_bin_path("systemctl", required=True)] + argv[1:]
+        return module.run_command(argv)
 
-    fd, candidate = tempfile.mkstemp(dir=os.path.dirname(params["nginx_conf"]), prefix=".depmirror-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(params["content"])
-    os.chmod(candidate, 0o644)
-    rc, out, err = module.run_command(shlex.split(params["validate"].replace("%s", shlex.quote(candidate))))
-    if rc != 0:
-        # A rejected release leaves nothing behind that this call made.
-        os.unlink(candidate)
-        if created:
-            shutil.rmtree(params["release"], ignore_errors=True)
-        module.fail_json(msg=f"nginx -t rejected release {params['release']}, so the live configuration was kept. "
-                             f"nginx said: {(err or out).strip() or '(no output)'}", **result)
-    os.replace(candidate, params["nginx_conf"])
-
-    rc, out, err = _reload(module, params["service"])
-    if rc != 0:
-        last_good = _read(params["last_good"])
-        if last_good is None:
-            module.fail_json(msg=f"nginx did not reload with release {params['release']} ({(err or out).strip()}) "
-                                 f"and there is no last good configuration at {params['last_good']}", **result)
-        _write_atomically(params["nginx_conf"], last_good)
-        _reload(module, params["service"])
-        module.fail_json(msg=f"nginx did not reload with release {params['release']} ({(err or out).strip()}); "
-                             "the last good configuration was restored and is live.", **result)
-    _write_atomically(params["last_good"], params["content"])
-    result["reloaded"] = True
+    try:
+        result = swap_release(module.params, run, check_mode=module.check_mode, diff=module._diff)
+    except SwapError as error:
+        module.fail_json(msg=error.msg, **error.result)
     module.exit_json(**result)
 
 

@@ -151,7 +151,9 @@ class _Fetched:
 
 def _fetch(source: PrometheusSource, queries: DependencyQueries, now: float, interval: float) -> _Fetched:
     # Whole seconds: the client rounds start and end, and the grid must match the points Prometheus returns.
-    end = float(math.floor(now))
+    # Rounded up, not down: the last point must see the newest sample. Floored, a re-check 0.3 s after an
+    # alert fired evaluated at the second before it, saw the probe before the fault and called it healthy.
+    end = float(math.ceil(now))
     start = end - math.ceil((queries.samples - 1) * interval)
     grid = tuple(start + k * interval for k in range(int((end - start) / interval + 1e-9) + 1))
     values: dict[str, dict[str, dict[float, float]]] = {}

@@ -11,6 +11,9 @@ from typing import Any
 import yaml
 
 from depmirror.errors import ConfigError
+from depmirror.fastpath.nginx import NginxOptions
+from depmirror.fastpath.remote import SshOptions
+from depmirror.fastpath.switchover import FastPathConfig
 from depmirror.runner.dependencies import load_dependency_names
 from depmirror.store.factory import default_store_url
 
@@ -19,6 +22,7 @@ ACTION_KINDS = ("ansible-runner", "awx")
 MODES = ("act", "shadow")
 ON_INTERRUPTED = ("retry", "hold")
 ON_UNKNOWN_HEALTH = ("refuse", "delegate")
+_NGINX = NginxOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class ActionConfig:
     timeout_s: float = 600.0
     envvars: dict[str, str] = field(default_factory=dict)
     awx: AwxConfig | None = None
+    fast_path: FastPathConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +224,7 @@ def load_config(path: str | Path) -> RunnerConfig:
     labels = top.section("labels")
     auth = _auth(top.section("auth"))
     mode = top.choice("mode", MODES, "act")
-    action = _action(top.section("action"), mode)
+    action = _action(top.section("action"), mode, top)
     return RunnerConfig(
         path=file,
         dependencies=_dependencies(top),
@@ -281,7 +286,7 @@ def _auth(auth: _Reader) -> AuthConfig:
     return AuthConfig(type="none")
 
 
-def _action(action: _Reader, mode: str) -> ActionConfig:
+def _action(action: _Reader, mode: str, top: _Reader) -> ActionConfig:
     kind = action.choice("kind", ACTION_KINDS, "ansible-runner")
     playbook = action.path("playbook", "playbooks/rollback.yml")
     failback_playbook = action.path("failback_playbook", "playbooks/failback.yml")
@@ -300,6 +305,12 @@ def _action(action: _Reader, mode: str) -> ActionConfig:
     work_dir = action.path("work_dir", "runner-work")
     assert work_dir is not None
     awx = _awx(action.section("awx")) if kind == "awx" else None
+    fast = action.section("fast_path")
+    fast_path = None
+    if fast.boolean("enabled", False):
+        if kind != "ansible-runner":
+            raise fast.error("enabled", "the fast path needs action.kind ansible-runner", "or set enabled: false")
+        fast_path = _fast_path(fast, top, playbook)
     return ActionConfig(
         kind=kind,
         playbook=playbook,
@@ -309,7 +320,70 @@ def _action(action: _Reader, mode: str) -> ActionConfig:
         timeout_s=action.number("timeout_seconds", 600.0, 1.0),
         envvars={str(k): v for k, v in envvars.items()},
         awx=awx,
+        fast_path=fast_path,
     )
+
+
+def _fast_path(fast: _Reader, top: _Reader, playbook: Path) -> FastPathConfig:
+    health = top.section("health").data.get("options") or {}
+    graph = fast.path("graph", None) or top.path("graph", None) or (
+        Path(health["graph"]) if isinstance(health.get("graph"), str) else None
+    )
+    if graph is None or not graph.is_file():
+        raise fast.error("graph", f"{graph or 'no graph file'} is not a file", "set graph: at the top or here")
+    collection = fast.path("collection", None) or playbook.resolve().parent.parent
+    if not (collection / "plugins/module_utils/nginx_swap.py").is_file():
+        raise fast.error("collection", f"{collection} is not the depmirror.mirroring collection",
+                         "point it at the collection's root (the directory with galaxy.yml)")
+    url = fast.text("prometheus_url", "") or str(health.get("prometheus_url") or "")
+    if not url:
+        raise fast.error("prometheus_url", "missing", "the Prometheus base URL (or health.options.prometheus_url)")
+    interval = fast.data.get("health_interval", health.get("interval", "5s"))
+    ssh, nginx = fast.section("ssh"), fast.section("nginx")
+    token_env = fast.text("prometheus_token_env", "DEPMIRROR_PROMETHEUS_TOKEN")
+    try:
+        from depmirror.health.queries import parse_duration
+
+        interval_s = parse_duration(interval)
+    except (TypeError, ValueError) as error:
+        raise fast.error("health_interval", str(error), "a duration like 5s") from error
+    return FastPathConfig(
+        graph=graph,
+        collection=collection,
+        prometheus_url=url,
+        prometheus_token=os.environ.get(token_env) or None,
+        prometheus_timeout_s=fast.number("prometheus_timeout_seconds", 2.0, 0.1),
+        health_interval_s=interval_s,
+        ssh=SshOptions(
+            user=ssh.text("user", "root"),
+            key_file=str(ssh.path("key_file", None) or "") or None,
+            known_hosts=str(ssh.path("known_hosts", None) or "") or None,
+            port=ssh.integer("port", 22, 1, 65535),
+            connect_timeout_s=ssh.number("connect_timeout_seconds", 2.0, 0.1),
+            become=ssh.boolean("become", False),
+        ),
+        nginx=NginxOptions(
+            conf_dir=nginx.text("conf_dir", _NGINX.conf_dir),
+            nginx_conf=nginx.text("nginx_conf", _NGINX.nginx_conf),
+            service=nginx.text("service", _NGINX.service),
+            http_includes=_strings(nginx, "http_includes", _NGINX.http_includes),
+            location_directives=_strings(nginx, "location_directives", _NGINX.location_directives),
+        ),
+        verify_requests=fast.integer("verify_requests", 5, 1, 1000),
+        verify_deadline_s=fast.number("verify_deadline_seconds", 3.0, 0.1),
+        redis_max_lag_bytes=fast.integer("redis_max_lag_bytes", 0, 0),
+        redis_timeout_s=fast.number("redis_timeout_seconds", 1.0, 0.05),
+        swap_timeout_s=fast.number("swap_timeout_seconds", 10.0, 0.5),
+        fence_timeout_s=fast.number("fence_timeout_seconds", 3.0, 0.1),
+        unit_prefix=fast.text("unit_prefix", "depmirror-"),
+    )
+
+
+def _strings(section: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = section.data.get(key, list(default))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise section.error(key, "must be a list of strings")
+    return tuple(value)
 
 
 def _awx(awx: _Reader) -> AwxConfig:

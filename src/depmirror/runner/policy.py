@@ -18,18 +18,24 @@ from depmirror.store.model import Event, QueuedAlert
 # `rollback` lets the runner act; any other value (e.g. `notify`) is recorded and ignored.
 ACTION_LABEL = "action"
 ACTIONABLE = ("", "rollback")
+# DepmirrorInstanceDown says `adjust`: the rules only know the role Prometheus's targets were labelled with.
+# After a switchover that label is stale until the monitoring targets are rendered again, so a down
+# "mirror" that the store records as the primary is a primary down.
+ACTIONABLE_IF_PRIMARY = ("adjust",)
 
 
-def ignore_reason(alert: QueuedAlert, config: RunnerConfig) -> str | None:
-    """Why an alert is not the runner's business, or None if it is."""
+def ignore_reason(alert: QueuedAlert, config: RunnerConfig, is_primary: bool = False) -> str | None:
+    """Why an alert is not the runner's business, or None if it is. `is_primary`: the store records the
+    alert's instance as its dependency's primary."""
     if not alert.dependency:
         return f"no {config.dependency_label!r} label"
     if alert.dependency not in config.dependencies:
         return f"unknown dependency {alert.dependency!r} (not in the graph)"
     if not alert.instance:
         return f"no {config.instance_label!r} label"
-    if alert.labels.get(ACTION_LABEL, "") not in ACTIONABLE:
-        return f"action label is {alert.labels[ACTION_LABEL]!r}, not rollback"
+    action = alert.labels.get(ACTION_LABEL, "")
+    if action not in ACTIONABLE and not (is_primary and action in ACTIONABLE_IF_PRIMARY):
+        return f"action label is {action!r}, not rollback"
     return None
 
 

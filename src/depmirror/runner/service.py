@@ -15,6 +15,7 @@ from depmirror.runner.ansible_action import AnsibleRunnerAction
 from depmirror.runner.app import build_app
 from depmirror.runner.awx_action import AwxAction
 from depmirror.runner.config import RunnerConfig
+from depmirror.runner.fast_action import FastPathAction
 from depmirror.runner.health import HealthChecker, load_health_checker
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.worker import StoreCaller, Worker
@@ -31,7 +32,12 @@ def build_action(config: RunnerConfig) -> Action | None:
     if config.action.kind == "awx":
         assert config.action.awx is not None
         return AwxAction(config.action.awx, config.action.timeout_s)
-    return AnsibleRunnerAction(config.action)
+    playbook = AnsibleRunnerAction(config.action)
+    if config.action.fast_path is not None:
+        from depmirror.fastpath.switchover import FastPath
+
+        return FastPathAction(FastPath(config.action.fast_path), playbook)
+    return playbook
 
 
 def _ssl_context(config: RunnerConfig) -> ssl.SSLContext | None:
@@ -64,6 +70,8 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
     try:
         # Recover before listening: an interrupted action must be marked before new alerts arrive.
         await worker.recover()
+        if isinstance(action, FastPathAction):
+            await action.warm()
         site = web.TCPSite(
             runner, config.host, config.port, ssl_context=_ssl_context(config), reuse_address=True
         )
@@ -85,10 +93,13 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
         log.info("stopping: waiting up to %.0fs for running actions", DRAIN_TIMEOUT_S)
         await worker_task
         await worker.drain(DRAIN_TIMEOUT_S)
-        if isinstance(action, AnsibleRunnerAction) and not worker.idle():
-            action.cancel()
+        playbook = action.playbook if isinstance(action, FastPathAction) else action
+        if isinstance(playbook, AnsibleRunnerAction) and not worker.idle():
+            playbook.cancel()
             await worker.drain(10.0)
     finally:
+        if isinstance(action, FastPathAction):
+            action.close()
         await runner.cleanup()
         for caller in (intake_db, db):
             caller.shutdown()

@@ -127,8 +127,11 @@ class Worker:
     async def _handle_dependency(self, alerts: list[QueuedAlert]) -> None:
         ignored: dict[str, list[QueuedAlert]] = {}
         ours: list[QueuedAlert] = []
+        primaries = await self.db(self.store.primaries)
         for alert in alerts:
-            reason = policy.ignore_reason(alert, self.config)
+            primary = primaries.get(alert.dependency)
+            is_primary = bool(primary and alert.instance and _same(alert.dependency, primary, alert.instance))
+            reason = policy.ignore_reason(alert, self.config, is_primary)
             if reason is None:
                 ours.append(alert)
             else:
@@ -408,7 +411,7 @@ class Worker:
             kind,
             alerts,
             decision="act",
-            reason=f"{why}; {detail}",
+            reason="; ".join(part for part in (why, detail) if part),
             view=view,
             outcome=outcome,
             details=details,

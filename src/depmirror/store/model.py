@@ -134,6 +134,7 @@ class QueuedAlert:
             "status": self.status,
             "alertname": self.labels.get("alertname", ""),
             "queue_id": self.id,
+            "received_at": self.received_at.isoformat(),
         }
 
 

@@ -185,3 +185,30 @@ def test_health_ready_metrics_and_events_api_errors(harness: Any) -> None:
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_an_instance_down_alert_for_the_recorded_primary_is_a_rollback(harness: Any) -> None:
+    # After a switchover Prometheus still labels the new primary a mirror (DepmirrorInstanceDown, action
+    # adjust) until the monitoring targets are rendered again; the store knows better.
+    h = harness()
+    h.store.set_primary("payments", "payments-b")
+
+    async def scenario() -> None:
+        client = await h.client()
+        try:
+            down = notification(
+                alert(instance="payments-b", fingerprint="b1", action="adjust"),
+                alert(instance="payments-c", fingerprint="c1", action="adjust"),
+            )
+            assert (await h.post(client, down)).status == 202
+            await h.settle()
+            rollbacks = h.store.events(EventFilter(kinds=("rollback",)))
+            assert [(e.instance, e.outcome) for e in rollbacks] == [("payments-b", "shadow")]
+            ignored = h.store.events(EventFilter(kinds=("alert_ignored",)))
+            assert [(e.instance, e.reason) for e in ignored] == [
+                ("payments-c", "action label is 'adjust', not rollback")
+            ]
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,45 @@
+"""The runner's fast path renders nginx releases in Python; they must be the files the role writes.
+
+If they differed, every adjust.yml after a fast switchover would swap nginx again, and the release names
+would not say what they hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from tests.integration.ansible_run import ROOT, playbook
+
+from depmirror.fastpath.nginx import NginxOptions, render_release
+from depmirror.graph_file import load_graph
+from depmirror.plan import compute_plan
+
+TEMPLATES = ROOT / "roles" / "nginx_upstream" / "templates"
+
+
+@pytest.mark.parametrize("directives", [[], ["proxy_buffering off"]])
+def test_the_fast_path_renders_byte_for_byte_what_the_role_renders(tmp_path: Path, directives: list[str]) -> None:
+    graph = load_graph(ROOT / "inventories" / "example" / "graph.yml")
+    dependencies = compute_plan(graph, None, None, 0.0).to_dict()["dependencies"]
+    by_name = {d["name"]: d for d in dependencies}
+    by_name["catalog-api"]["instances"][1]["health"] = 0.7  # a mirror at reduced weight
+    by_name["payments-api"]["instances"][-1]["health"] = 0.1  # a failing mirror, left out
+    routing = dataclasses.asdict(graph.policy.routing)
+    variables = {
+        "nginx_upstream_dependencies": dependencies, "nginx_upstream_routing": routing,
+        "nginx_upstream_unhealthy_below": 0.5, "nginx_upstream_listen_address": "198.18.0.2",
+        "nginx_upstream_location_directives": directives, "templates": str(TEMPLATES), "out_dir": str(tmp_path),
+    }
+    run = playbook("tests/integration/playbooks/render_release.yml", [], "-i", "localhost,", "-c", "local",
+                   "-e", json.dumps(variables))
+    assert run.rc == 0, run.messages() or run.stderr
+
+    ours = render_release(TEMPLATES, dependencies, routing, 0.5, "198.18.0.2",
+                          NginxOptions(location_directives=tuple(directives)))
+    assert ours.release == (tmp_path / "release").read_text()
+    assert ours.content == (tmp_path / "nginx.conf").read_text()
+    for name, text in ours.files.items():
+        assert text == (tmp_path / name).read_text(), name
