@@ -77,7 +77,7 @@ def main() -> int:
                                         samples=args.samples)
                 watched = watch.start(paths, watch.WatchSettings(
                     graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT,
-                    cooldown_s=3.0,
+                    cooldown_s=3.0, flap_max_transitions=10_000,
                 ))
                 from depmirror.graph_file import load_graph
 
@@ -93,7 +93,8 @@ def main() -> int:
                               f"{result.outcome}, fault->switched {result.fault_to_switched_s}s, "
                               f"webhook->switched {result.webhook_to_switched_s}s, "
                               f"{len(result.client_errors)} errors in {result.requests} requests", flush=True)
-                        failover.recover(paths, watched, ROOT, kind, dependency, result.failed)
+                        failover.recover(paths, watched, ROOT, kind, dependency, result.failed,
+                                         switched_at=result.switched_at)
                         time.sleep(3.5)  # the runner's cooldown (3 s) after the failback
             finally:
                 watch.stop(paths)

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  podman runc debootstrap iproute2 openssh-client
+  podman runc debootstrap iproute2 openssh-client openssl
   nginx-light libnginx-mod-stream redis-server
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   graphviz shellcheck

@@ -51,7 +51,8 @@ class Chain:
                                             since=datetime.fromtimestamp(since, UTC)))
 
     def recover(self, result: failover.FaultResult) -> None:
-        failover.recover(self.paths, self.watch, ROOT, result.kind, result.dependency, result.failed)
+        failover.recover(self.paths, self.watch, ROOT, result.kind, result.dependency, result.failed,
+                         switched_at=result.switched_at)
         time.sleep(3.5)  # the runner's cooldown after the failback
 
 
@@ -68,6 +69,7 @@ def chain(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         watched = watch.start(lab_up, watch.WatchSettings(
             graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT, cooldown_s=3.0,
+            flap_max_transitions=100,  # the module faults the same few instances on purpose
         ))
         failover.wait_healthy(watched, timeout_s=120)
         yield Chain(lab_up, fleet, watched, load_graph(fleet.graph))

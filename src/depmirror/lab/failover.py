@@ -34,6 +34,8 @@ from depmirror.store import Event, EventFilter, open_store
 
 KINDS = ("kill", "hang", "cut")
 STABLE_S = 3.0
+# The fast path's fence: two SSH connects (2 s each) and a 3 s command, with a margin.
+FENCE_WINDOW_S = 10.0
 DROP_IN = "/run/systemd/system/depmirror-{dependency}.service.d/depmirror-fault.conf"
 
 
@@ -282,12 +284,21 @@ def fault_and_wait(paths: LabPaths, watch: Watch, kind: str, dependency: str, lb
 
 
 def recover(paths: LabPaths, watch: Watch, collection: Path, kind: str, dependency: str, host: str,
-            timeout_s: float = 60.0) -> None:
-    """Undo the fault, start the instance again, wait until Prometheus sees it healthy, fail it back."""
+            timeout_s: float = 60.0, switched_at: float | None = None) -> None:
+    """Undo the fault, start the instance again, wait until Prometheus sees it healthy, fail it back (unless
+    it is still the primary: nothing switched).
+
+    The runner fences the failed instance in the background after a switch, retrying once; a host whose
+    cable comes back within that window gets its instance stopped then. So repairs wait the window out.
+    """
+    if switched_at is not None:
+        time.sleep(max(0.0, switched_at + FENCE_WINDOW_S - time.time()))
     repair(paths, kind, dependency, host)
     _must(ssh(paths, host, f"systemctl start depmirror-{dependency}.service", timeout_s=timeout_s),
           f"starting {dependency} on {host}")
     wait_healthy(watch, {(dependency, host)}, timeout_s)
+    if current_primary(watch.store, dependency) == host:
+        return
     try:
         failback(watch, collection, dependency, host)
     except LabError:

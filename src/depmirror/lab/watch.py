@@ -52,6 +52,9 @@ class WatchSettings:
     collection: Path
     interval_s: float = 1.0
     cooldown_s: float = 10.0
+    # The runner's flap damping (docs/runner.md); a benchmark that faults the same instance again and again
+    # must raise it, or its alert is damped as flapping, as it should be in a fleet.
+    flap_max_transitions: int = 6
     fast_path: bool = True
 
 
@@ -212,7 +215,8 @@ def _runner(settings: WatchSettings, paths: LabPaths, watch: Watch, port: int) -
         "store": settings.store,
         "graph": str(settings.graph.resolve()),
         "health": {"checker": "depmirror.health.checker:factory", "options": prometheus},
-        "policy": {"cooldown_seconds": settings.cooldown_s, "on_unknown_health": "refuse"},
+        "policy": {"cooldown_seconds": settings.cooldown_s, "on_unknown_health": "refuse",
+                   "flap_max_transitions": settings.flap_max_transitions},
         "action": {
             "kind": "ansible-runner",
             "playbook": str(settings.collection / "playbooks" / "rollback.yml"),
