@@ -282,6 +282,8 @@ class _Pool:
                 self._zone_free[vm.zone] += vm.capacity
         for heap in self._heaps.values():
             heapq.heapify(heap)
+        self._hosts_by_zone = {z: [h for _, h in heap] for z, heap in self._heaps.items()}
+        self._zone_hosts = {z: len(hosts) for z, hosts in self._hosts_by_zone.items()}
         self.vm_count = len(graph.vms)
 
     def zone_of(self, host: str) -> str | None:
@@ -319,7 +321,14 @@ class _Pool:
         self._free[host] = free
         if free > 0 and host not in self._excluded:
             # Lazy heap: stale entries are skipped when popped (their free count no longer matches).
-            heapq.heappush(self._heaps[self._vms[host].zone], (-free, host))
+            zone = self._vms[host].zone
+            heap = self._heaps[zone]
+            heapq.heappush(heap, (-free, host))
+            if len(heap) > 2 * self._zone_hosts[zone] + 16:
+                # Rebuilt from the live counts once stale entries outnumber the VMs, so that a heap's size
+                # (and each pick's log factor) follows the pool, not the number of instances placed so far.
+                heap[:] = [(-f, h) for h in self._hosts_by_zone[zone] if (f := self._free[h]) > 0]
+                heapq.heapify(heap)
 
     def pick(self, slots: list[Slot], avoid: set[str]) -> tuple[str, str, str] | None:
         """Best VM for one more instance; `avoid`: VMs whose instance of it is being decommissioned."""

@@ -23,7 +23,7 @@ from depmirror.fastpath.remote import Sessions, SshOptions
 from depmirror.graph_file import load_graph
 from depmirror.history_record import record_event
 from depmirror.rollback import RollbackRefused
-from depmirror.rollback_flow import Request, decide_rollback, elapsed, record_routing
+from depmirror.rollback_flow import Request, decide_rollback, elapsed, record_routing, running_dependencies
 from depmirror.traffic import check_traffic
 
 SWAP_SOURCE = Path("plugins/module_utils/nginx_swap.py")
@@ -79,6 +79,7 @@ class FastPath:
         self.templates = config.collection / TEMPLATES
         self.sessions = Sessions(config.ssh)
         self.fences: list[threading.Thread] = []
+        self._route_lock = threading.Lock()
 
     def warm(self) -> list[str]:
         """Open the SSH session to every LB now; the problems, for the log (a switchover retries)."""
@@ -134,7 +135,7 @@ class FastPath:
                 if missed:
                     decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
             phase, mark = "route", time.monotonic()
-            releases = self._route(decided)
+            releases = self._route(switch.store, decided)
             switched_at = time.time()
             timings["route_s"] = _lap(mark)
             phase, mark = "verify", time.monotonic()
@@ -145,8 +146,6 @@ class FastPath:
                 self._record_failure(switch, decided, phase, error)
             raise FastPathFailed(f"the {phase} phase of the fast switchover failed: {error}", phase) from error
         mark = time.monotonic()
-        # The LBs route this way now, whoever records the event: the next switchover renders from it.
-        record_routing(switch.store, decided["after"])
         event = {
             "kind": "rollback", "dependency": switch.dependency, "outcome": "succeeded",
             "instance": decided["failed"]["host"], "target": decided["target"]["host"], "action": "switchover",
@@ -169,14 +168,25 @@ class FastPath:
         self._fence(switch.dependency, decided["failed"]["address"])
         return event
 
-    def _route(self, decided: dict[str, Any]) -> dict[str, str]:
+    def _route(self, store: str, decided: dict[str, Any]) -> dict[str, str]:
+        # One switchover renders at a time, from what the LBs route now: two dependencies switched at once
+        # must not each swap in a release that lacks the other's switch.
+        with self._route_lock:
+            after = decided["after"]
+            dependencies = [after if d["name"] == after["name"] else d for d in running_dependencies(store)]
+            releases = self._swap_all(dependencies)
+            # The LBs route this way now, whoever records the event: the next switchover renders from it.
+            record_routing(store, decided["after"])
+        return releases
+
+    def _swap_all(self, dependencies: list[dict[str, Any]]) -> dict[str, str]:
         routing = dataclasses.asdict(self.graph.policy.routing)
         unhealthy_below = self.graph.policy.health.unhealthy
         balancers = list(self.graph.load_balancers.items())
 
         def swap(named: tuple[str, Any]) -> tuple[str, str]:
             name, lb = named
-            release = render_release(self.templates, decided["dependencies"], routing, unhealthy_below,
+            release = render_release(self.templates, dependencies, routing, unhealthy_below,
                                      lb.address, self.config.nginx)
             self.sessions.swap_release(lb.address, self.swap_source, release.swap_params(self.config.nginx),
                                        self.config.swap_timeout_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
 import sys
 import time
@@ -127,6 +128,10 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     stop(paths)
     workdir = paths.state / "watch"
     workdir.mkdir(parents=True, exist_ok=True)
+    # A fresh start for a fresh fleet: Alertmanager's notification log from an earlier run would hold back
+    # an identical alert as "already sent" for repeat_interval (it did, to a benchmark: no webhook for 30 s).
+    for data in ("alertmanager-data", "prometheus-data"):
+        shutil.rmtree(workdir / data, ignore_errors=True)
     graph = load_graph(settings.graph)
     roles = current_roles(settings.store)
     if not roles:
