@@ -369,11 +369,18 @@ def _removed(graph: Graph, existing: Mapping[str, list[InstanceRecord]]) -> tupl
     return tuple(actions)
 
 
+# A warning names this many members of a cycle at most: a 10k-dependency graph had one of 2,000 members, and
+# every ansible-inventory run printed all of them. The plan's `cycles` keeps the full list.
+CYCLE_MEMBERS_SHOWN = 12
+
+
 def _warnings(cycles: tuple[tuple[str, ...], ...], floor_over: bool, budget: float | None) -> tuple[str, ...]:
-    found = [
-        f"dependency cycle: {' -> '.join(cycle)}: members share the cycle's highest criticality"
-        for cycle in cycles
-    ]
+    found = []
+    for cycle in cycles:
+        shown = " -> ".join(cycle[:CYCLE_MEMBERS_SHOWN])
+        if len(cycle) > CYCLE_MEMBERS_SHOWN:
+            shown += f" -> ... ({len(cycle)} members; the plan's `cycles` lists them all)"
+        found.append(f"dependency cycle: {shown}: members share the cycle's highest criticality")
     if floor_over:
         found.append(f"cost budget {budget:g} is below what the min RFs cost: min RFs kept, budget exceeded")
     return tuple(found)
