@@ -128,6 +128,21 @@ def test_cycles_appear_as_warnings() -> None:
     assert any("cycle" in w for w in document["warnings"])
 
 
+def test_a_long_cycle_is_named_in_full_in_the_plan_and_in_short_in_its_warning() -> None:
+    data = base_graph()
+    ring = [f"ring-{i:02d}" for i in range(20)]
+    for index, name in enumerate(ring):
+        data["dependencies"][name] = {
+            "tier": 3, "kind": "tcp", "port": 9100 + index, "replication": {"min": 1, "max": 1},
+            "deploy": {"command": "cat"}, "depends_on": {ring[(index + 1) % len(ring)]: {"rate": 1}},
+        }
+    document = compute_plan(build(data), now=0).to_dict()
+    assert document["cycles"] == [ring]
+    (warning,) = [w for w in document["warnings"] if "ring-" in w]
+    assert "ring-11" in warning and "ring-12" not in warning
+    assert "(20 members; the plan's `cycles` lists them all)" in warning
+
+
 def test_unknown_health_never_decommissions_anything() -> None:
     graph = load_graph(EXAMPLE)
     first = compute_plan(graph, now=0)
