@@ -25,17 +25,13 @@ from typing import Any
 import pytest
 import yaml
 
+from depmirror.lab.watch import BLACKBOX_MODULES
+
 PROMETHEUS = "/usr/bin/prometheus"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 REDIS = "/usr/bin/redis-server"
 
-BLACKBOX_MODULES = {
-    "modules": {
-        "http_2xx": {"prober": "http", "timeout": "1s", "http": {"preferred_ip_protocol": "ip4"}},
-        "tcp_connect": {"prober": "tcp", "timeout": "1s", "tcp": {"preferred_ip_protocol": "ip4"}},
-    }
-}
 
 
 def need(*binaries: str) -> None:

@@ -26,6 +26,7 @@ from depmirror.graph_file import load_graph
 from depmirror.health.evaluate import fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
+from depmirror.lab import failover
 from depmirror.model import Graph
 from depmirror.store import EventFilter, open_store
 
@@ -65,11 +66,7 @@ class Fleet:
             return store.events(EventFilter(dependency=dependency, kinds=kinds))
 
     def ssh(self, host: str, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-        address = next(h.address for h in lab.HOSTS if h.name == host)
-        argv = ["ssh", "-i", str(self.paths.ssh_key), "-o", f"UserKnownHostsFile={self.paths.known_hosts}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-                f"root@{address}", command]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return failover.ssh(self.paths, host, command, timeout_s=timeout)
 
     def health(self, dependency: str) -> dict[str, str]:
         report = fetch_health(self.graph, self.prometheus_url, None, timeout=2, interval=INTERVAL,

@@ -6,7 +6,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,14 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.fakes.webhook import free_port
 
 TOKEN = "tls-test-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -40,7 +34,7 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def test_the_runner_serves_https_with_its_certificate_and_refuses_plain_http(tmp_path: Path) -> None:
     cert, key = _certificate(tmp_path)
-    port = _free_port()
+    port = free_port()
     (tmp_path / "runner.yml").write_text(yaml.safe_dump({
         "listen": {"host": "127.0.0.1", "port": port},
         "tls": {"cert": str(cert), "key": str(key)},

@@ -70,6 +70,6 @@ def render_release(
         "nginx_upstream_location_directives": list(options.location_directives),
         "nginx_upstream_http_includes": list(options.http_includes),
     }
-    files = {f"{name}": env.get_template(f"{name}.j2").render(variables) for name in TEMPLATES}
+    files = {name: env.get_template(f"{name}.j2").render(variables) for name in TEMPLATES}
     content = env.get_template("nginx.conf.j2").render(variables)
     return Release(release, files, content, upstreams)

@@ -25,9 +25,12 @@ from typing import Any
 
 import yaml
 
+from depmirror.graph_file import load_graph
+from depmirror.health.evaluate import fetch_health
 from depmirror.lab import faults
 from depmirror.lab.paths import LabPaths
 from depmirror.lab.shape import HOSTS
+from depmirror.lab.shape import host as lab_host
 from depmirror.lab.system import LabError
 from depmirror.lab.watch import Watch
 from depmirror.store import Event, EventFilter, open_store
@@ -80,17 +83,14 @@ def _ansible_playbook(collection: Path, playbook: str, inventories: Sequence[Pat
     return done.stdout
 
 
-def _address(host: str) -> str:
-    for lab_host in HOSTS:
-        if lab_host.name == host:
-            return lab_host.address
-    raise LabError(f"{host} is not a lab host (one of: {', '.join(h.name for h in HOSTS)})")
-
-
 def ssh(paths: LabPaths, host: str, command: str, timeout_s: float = 20.0) -> subprocess.CompletedProcess[str]:
+    try:
+        address = lab_host(host).address
+    except KeyError:
+        raise LabError(f"{host} is not a lab host (one of: {', '.join(h.name for h in HOSTS)})") from None
     argv = ["ssh", "-i", str(paths.ssh_key), "-o", f"UserKnownHostsFile={paths.known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
-            f"root@{_address(host)}", command]
+            f"root@{address}", command]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
@@ -152,7 +152,7 @@ def wait_event(store_url: str, dependency: str, kinds: tuple[str, ...], since: f
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with open_store(store_url) as store:
-            found = [e for e in store.events(EventFilter(dependency=dependency, kinds=kinds, since=after))]
+            found = store.events(EventFilter(dependency=dependency, kinds=kinds, since=after))
         if found:
             return min(found, key=lambda e: e.time)
         time.sleep(0.1)
@@ -264,8 +264,6 @@ def fault_and_wait(paths: LabPaths, watch: Watch, kind: str, dependency: str, lb
     """Fault the primary with a client loop running through the LB; wait for the runner's decision."""
     primary = current_primary(watch.store, dependency)
     prepare(paths, kind, dependency, primary)
-    from depmirror.graph_file import load_graph
-
     protocol = load_graph(watch.graph).dependencies[dependency].kind
     with ClientLoop(lb[0], lb[1], kind=protocol, max_seconds=timeout_s + 10) as loop:
         time.sleep(0.5)
@@ -311,9 +309,6 @@ def recover(paths: LabPaths, watch: Watch, collection: Path, kind: str, dependen
 def wait_healthy(watch: Watch, instances: set[tuple[str, str]] | None = None, timeout_s: float = 60.0) -> None:
     """Until Prometheus has judged every (dependency, host) healthy for STABLE_S seconds in a row (default:
     every instance the watch probes), so that a fault that follows starts from a settled state."""
-    from depmirror.graph_file import load_graph
-    from depmirror.health.evaluate import fetch_health
-
     graph = load_graph(watch.graph)
     wanted = instances or {(d, h) for d, h, _ in watch.instances}
     dependencies = {d for d, _ in wanted}
