@@ -16,7 +16,7 @@ author:
   - depmirror developers (@depmirror)
 options:
   _input:
-    description: The plan's C(dependencies) list (or C(depmirror_dependencies), which the inventory plugin sets on load balancers).
+    description: The plan's C(dependencies) list, as the C(depmirror.mirroring.plan) module returns it.
     type: list
     elements: dict
     required: true
@@ -32,9 +32,16 @@ options:
 
 EXAMPLES = r"""
 ---
+- name: Compute the plan
+  depmirror.mirroring.plan:
+    graph: "{{ depmirror_graph_file }}"
+  register: depmirror_plan
+
 - name: Show which servers would serve payments-api
   ansible.builtin.debug:
-    msg: "{{ (depmirror_dependencies | depmirror.mirroring.upstreams(depmirror_routing))[0].servers }}"
+    msg: >-
+      {{ (depmirror_plan.plan.dependencies | selectattr('name', 'equalto', 'payments-api')
+          | depmirror.mirroring.upstreams(depmirror_routing))[0].servers }}
 """
 
 RETURN = r"""

@@ -12,17 +12,20 @@ description:
     and the load balancers), computes the replication plan (weight, replication factor, mode and placement of
     every dependency) and adds every VM and load balancer as a host.
   - "Groups: C(depmirror_vms), C(depmirror_load_balancers), one per zone (C(zone_<zone>)), one per
-    dependency (C(dep_<dependency>)) and per dependency and role (C(dep_<dependency>_primary),
-    C(..._mirror), C(..._standby)), and C(primaries), C(mirrors), C(standbys). Names have C(-) replaced
-    by C(_)."
+    dependency (C(dep_<dependency>)) holding its primary in a child group C(dep_<dependency>_primary), and
+    C(primaries), C(mirrors), C(standbys). Names have C(-) and C(.) replaced by C(_). The mirrors or
+    standbys of one dependency are the pattern C(dep_<dependency>:!dep_<dependency>_primary) (not
+    C(dep_<dependency>:&mirrors): that VM may be the mirror of another dependency)."
   - "Hostvars of every VM: C(depmirror_zone), C(depmirror_address), C(depmirror_capacity) and
     C(depmirror_instances), the instances the VM should run, each with C(dependency), C(kind), C(role), C(port),
     C(mode), C(weight), C(replication_factor) and C(health) (a score from 0 to 1, or null when unknown)."
-  - "Hostvars of every load balancer: C(depmirror_dependencies), a list with per dependency its C(name),
-    C(kind), C(mode), C(port), C(weight), C(replication_factor), C(primary) and C(instances) (C(host),
-    C(zone), C(address), C(port), C(role), C(health)): what the C(nginx_upstream) role routes."
-  - "On C(all): C(depmirror_graph_file), C(depmirror_state_store), C(depmirror_routing) (the graph's
-    C(policy.routing)) and C(depmirror_unhealthy_below)."
+  - "Hostvars of every load balancer: C(depmirror_zone), C(depmirror_address), and from the
+    C(depmirror_load_balancers) group C(depmirror_routing) (the graph's C(policy.routing)). The routes
+    themselves come from the plan: the C(nginx_upstream) role runs C(depmirror.mirroring.plan) when it is not
+    given them."
+  - "On C(all): C(depmirror_graph_file), C(depmirror_state_store) and C(depmirror_unhealthy_below)."
+  - "Why so lean: C(ansible-inventory --list) prints every group variable again in each member host, and a
+    fleet of 10,000 dependencies is already about 30,000 instances (see docs/performance.md)."
   - The file must end in C(.depmirror.yml) or C(.depmirror.yaml).
   - When the state store holds what runs now (written by C(adjust.yml) and C(rollback.yml)), the plan keeps
     current primaries and placements; without it the plan starts from nothing.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from depmirror.current import load_current
+from depmirror.errors import ConfigError
 from depmirror.gc_pause import paused_gc
 from depmirror.graph_file import load_graph
 from depmirror.model import Graph
@@ -90,7 +91,15 @@ def _plan_document(
 
 
 def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = None) -> dict[str, Any]:
-    """`{"hosts": {host: vars}, "groups": {group: {"hosts", "children", "vars"}}, "all_vars": {...}}`."""
+    """`{"hosts": {host: vars}, "groups": {group: {"hosts", "children", "vars"}}, "all_vars": {...}}`.
+
+    Sized for `ansible-inventory --list` on 10k dependencies (bench/inventory_scale.py, docs/performance.md):
+    Ansible copies every variable it is given and prints group vars again in each member host's vars, so
+    each value here is paid for once per host that sees it. The plan's per-dependency view is therefore not
+    a load balancer variable (the nginx_upstream role plans for itself), and the only per-role group of
+    a dependency is its primary's, nested in `dep_<name>` so that `all` gets one child per dependency
+    (Ansible checks each new child of a group against all the others: quadratic in the children).
+    """
     hosts: dict[str, dict[str, Any]] = {}
     groups: dict[str, dict[str, Any]] = {}
 
@@ -116,43 +125,48 @@ def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = N
         member("depmirror_load_balancers", lb.host)
         if lb.zone:
             member(f"zone_{safe_group(lb.zone)}", lb.host)
+    if graph.load_balancers:
+        # Only nginx needs it; on `all` every VM would print it again.
+        groups["depmirror_load_balancers"]["vars"]["depmirror_routing"] = dataclasses.asdict(graph.policy.routing)
 
-    routed: list[dict[str, Any]] = []
+    _refuse_clashing_groups(graph, [item["name"] for item in plan["dependencies"]])
     for item in plan["dependencies"]:
-        name = item["name"]
-        routed.append(_routed(item))
-        group = f"dep_{safe_group(name)}"
+        group = f"dep_{safe_group(item['name'])}"
         groups.setdefault(group, {"hosts": [], "children": [], "vars": {}})
         for instance in item["instances"]:
             host = instance["host"]
             if host not in hosts:
                 continue  # a placement on a VM that left the pool: the plan decommissions it
             hosts[host]["depmirror_instances"].append(_instance_vars(item, instance))
-            member(group, host)
-            member(f"{group}_{instance['role']}", host)
+            if instance["role"] == "primary":
+                # the rest are `dep_<name>:!dep_<name>_primary`: one VM runs one instance of a dependency
+                groups[group]["children"].append(f"{group}_primary")
+                member(f"{group}_primary", host)
+            else:
+                member(group, host)
             member(ROLE_GROUPS[instance["role"]], host)
-    # Only load balancers carry every dependency: `ansible-inventory --list` repeats group vars in every
-    # host's vars, which for `all` would print the whole plan once per VM.
-    for balancer in graph.load_balancers:
-        hosts[balancer]["depmirror_dependencies"] = routed
 
     all_vars = {
         "depmirror_graph_file": graph.source,
         "depmirror_state_store": store,
-        "depmirror_routing": dataclasses.asdict(graph.policy.routing),
         "depmirror_unhealthy_below": graph.policy.health.unhealthy,
     }
     return {"hosts": hosts, "groups": groups, "all_vars": all_vars}
 
 
-def _routed(item: dict[str, Any]) -> dict[str, Any]:
-    """What a load balancer needs of a dependency: the fields `depmirror.routing` reads, and why."""
-    keys = ("name", "kind", "mode", "port", "weight", "replication_factor", "primary")
-    instance_keys = ("host", "zone", "address", "port", "role", "health")
-    return {
-        **{k: item.get(k) for k in keys},
-        "instances": [{k: i.get(k) for k in instance_keys} for i in item["instances"]],
-    }
+def _refuse_clashing_groups(graph: Graph, names: list[str]) -> None:
+    """`a-b` and `a_b`, or `cache` and `cache-primary`, would share an inventory group and its hosts."""
+    owner: dict[str, str] = {}
+    for name in names:
+        for group in (f"dep_{safe_group(name)}", f"dep_{safe_group(name)}_primary"):
+            other = owner.setdefault(group, name)
+            if other != name:
+                raise ConfigError(
+                    graph.source,
+                    f"dependencies.{name}",
+                    f"its inventory group {group} is also a group of dependency {other!r}",
+                    "rename one of the two dependencies",
+                )
 
 
 def _instance_vars(dependency: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:

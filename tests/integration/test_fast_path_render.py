@@ -43,3 +43,30 @@ def test_the_fast_path_renders_byte_for_byte_what_the_role_renders(tmp_path: Pat
     assert ours.content == (tmp_path / "nginx.conf").read_text()
     for name, text in ours.files.items():
         assert text == (tmp_path / name).read_text(), name
+
+
+def test_given_no_dependencies_the_role_routes_the_current_plan(tmp_path: Path) -> None:
+    """Without a plan passed in, the role asks depmirror.mirroring.plan: never an empty nginx config."""
+    graph_file = ROOT / "inventories" / "example" / "graph.yml"
+    source = tmp_path / "fleet.depmirror.yml"
+    source.write_text(f"plugin: depmirror.mirroring.graph\ngraph: {graph_file}\n")
+    variables = {"templates": str(TEMPLATES), "out_dir": str(tmp_path), "nginx_upstream_listen_address": "198.18.0.2"}
+    env = {"DEPMIRROR_STORE": "", "DEPMIRROR_PROMETHEUS_URL": ""}
+    run = playbook("tests/integration/playbooks/render_release.yml", [source], "-c", "local",
+                   "-e", json.dumps(variables), env=env)
+    assert run.rc == 0, run.messages() or run.stderr
+
+    dependencies = compute_plan(load_graph(graph_file), None, None, 0.0).to_dict()["dependencies"]
+    ours = render_release(TEMPLATES, dependencies, {}, 0.5, "198.18.0.2", NginxOptions())
+    assert ours.release == (tmp_path / "release").read_text()
+    for name, text in ours.files.items():
+        assert text == (tmp_path / name).read_text(), name
+
+
+def test_given_no_dependencies_and_no_graph_the_role_stops_before_rendering(tmp_path: Path) -> None:
+    variables = {"templates": str(TEMPLATES), "out_dir": str(tmp_path)}
+    run = playbook("tests/integration/playbooks/render_release.yml", [], "-i", "localhost,", "-c", "local",
+                   "-e", json.dumps(variables))
+    assert run.rc != 0
+    assert "nginx_upstream_dependencies is not set" in run.messages()
+    assert not (tmp_path / "release").exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent / "inventory"
@@ -64,20 +65,55 @@ def test_groups_and_hostvars_a_playbook_relies_on() -> None:
     assert inventory["depmirror_load_balancers"]["hosts"] == ["lb1"]
     assert sorted(inventory["zone_east"]["hosts"]) == ["lb1", "vm-e1", "vm-e2"]
     # every instance shows up on its VM, in its dependency's group and in its role's group
+    roles = {"primary": "primaries", "mirror": "mirrors", "standby": "standbys"}
     for host, hv in hostvars.items():
         for instance in hv.get("depmirror_instances", []):
             group = "dep_" + instance["dependency"].replace("-", "_")
-            assert host in inventory[group]["hosts"]
-            assert host in inventory[f"{group}_{instance['role']}"]["hosts"]
+            in_group = inventory[group].get("hosts", []) + inventory.get(f"{group}_primary", {}).get("hosts", [])
+            assert host in in_group
+            assert host in inventory[roles[instance["role"]]]["hosts"]
             assert 0 <= instance["weight"] <= 1 and instance["replication_factor"] >= 1
     cart_api = [
         i for hv in hostvars.values() for i in hv.get("depmirror_instances", []) if i["dependency"] == "cart-api"
     ]
     assert len(cart_api) >= 2, "min RF 2 must give two instances"
-    assert {hostvars[h]["depmirror_zone"] for h in inventory["dep_cart_api"]["hosts"]} == {"east", "west"}
-    lb_view = {d["name"]: d for d in hostvars["lb1"]["depmirror_dependencies"]}
-    assert set(lb_view) == {"cart-api", "cart-cache", "audit"}
-    assert lb_view["cart-cache"]["mode"] == "active-passive"
+    assert {hostvars[h]["depmirror_zone"] for h in list_hosts("dep_cart_api")} == {"east", "west"}
+    # nginx's routing policy reaches the load balancers, and only them
+    assert hostvars["lb1"]["depmirror_routing"]["max_fails"] >= 1
+    assert "depmirror_routing" not in hostvars["vm-e1"]
+
+
+def list_hosts(pattern: str) -> list[str]:
+    """The hosts a play with `hosts: PATTERN` (or AWX's Limit) would run on."""
+    command = [str(Path(sys.executable).parent / "ansible"), pattern, "--list-hosts"]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    result = subprocess.run(
+        [*command, "-i", str(HERE / "small.depmirror.yml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return sorted(result.stdout.split()[2:])  # after "hosts (N):"
+
+
+def test_one_dependencys_primary_and_its_other_instances_are_patterns() -> None:
+    """`dep_<name>_primary`, and `dep_<name>:!dep_<name>_primary` for its mirrors or standbys.
+
+    Not `dep_<name>:&primaries`: a VM that mirrors this dependency may be the primary of another.
+    """
+    hostvars = listed(HERE / "small.depmirror.yml")["_meta"]["hostvars"]
+    by_role: dict[str, list[str]] = {"primary": [], "other": []}
+    for host, hv in hostvars.items():
+        for instance in hv.get("depmirror_instances", []):
+            if instance["dependency"] == "cart-api":
+                by_role["primary" if instance["role"] == "primary" else "other"].append(host)
+    assert len(by_role["primary"]) == 1 and by_role["other"], by_role
+    assert list_hosts("dep_cart_api_primary") == by_role["primary"]
+    assert list_hosts("dep_cart_api:!dep_cart_api_primary") == sorted(by_role["other"])
+    assert list_hosts("dep_cart_api") == sorted(by_role["primary"] + by_role["other"])
 
 
 def test_constructed_options_add_groups_and_vars() -> None:
@@ -99,6 +135,19 @@ def test_a_broken_graph_fails_with_the_file_field_and_fix(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert f"{tmp_path}/g.yml" in result.stderr
     assert "dependencies.cart-cache.replication" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dependencies_whose_groups_would_clash_are_refused(tmp_path: Path) -> None:
+    graph = yaml.safe_load((HERE / "small.graph.yml").read_text())
+    graph["dependencies"]["cart-api-primary"] = {**graph["dependencies"]["audit"], "port": 9555}
+    (tmp_path / "g.yml").write_text(yaml.safe_dump(graph))
+    source = tmp_path / "fleet.depmirror.yml"
+    source.write_text("plugin: depmirror.mirroring.graph\ngraph: g.yml\n")
+    result = ansible_inventory(source, "--list")
+    assert result.returncode != 0
+    assert "dependencies.cart-api-primary" in result.stderr
+    assert "dep_cart_api_primary" in result.stderr and "rename one of the two" in result.stderr
     assert "Traceback" not in result.stderr
 
 
