@@ -81,7 +81,7 @@ def place(
         _trim(pool, request, results[request.name])
     for stage in ("min", "rf"):
         for request in requests:
-            _provision(pool, request, results[request.name], stage, graph.source)
+            _provision(pool, request, results[request.name], stage, graph.source, (requests, results))
     for request in requests:
         _assign_roles(request, results[request.name])
     return results
@@ -216,19 +216,63 @@ def _health_rank(score: float | None) -> float:
 
 
 def _provision(
-    pool: _Pool, request: PlacementRequest, result: DependencyPlacement, stage: str, source: str
+    pool: _Pool,
+    request: PlacementRequest,
+    result: DependencyPlacement,
+    stage: str,
+    source: str,
+    others: tuple[Sequence[PlacementRequest], dict[str, DependencyPlacement]],
 ) -> None:
     goal = request.min_rf if stage == "min" else request.rf
     counting = sum(1 for s in result.slots if s.counts)
     leaving = {d.host for d in result.decommissions} if counting < goal else set()
     while counting < goal:
         picked = pool.pick(result.slots, leaving)
+        if picked is None and stage == "min" and _reclaim_for_min(pool, request, result, *others):
+            picked = pool.pick(result.slots, leaving)
         if picked is None:
             _report_shortage(request, result, stage, source, counting, pool)
             return
         host, zone, reason = picked
         result.slots.append(Slot(host, zone, "mirror", False, None, reason))
         counting += 1
+
+
+def _reclaim_for_min(
+    pool: _Pool,
+    request: PlacementRequest,
+    result: DependencyPlacement,
+    requests: Sequence[PlacementRequest],
+    results: dict[str, DependencyPlacement],
+) -> bool:
+    """Free a VM for `request`'s min RF from the least critical dependency that has more than its own min.
+
+    Kept instances claim capacity before new ones are placed, so on a short pool another dependency's
+    extra mirrors would otherwise stand in the way of this one's minimum: nothing drops below its min RF
+    while some other dependency runs above its own. Primaries are never taken.
+    """
+    own = {s.host for s in result.slots} | {d.host for d in result.decommissions}
+    for donor in reversed(requests):  # least critical first
+        donated = results[donor.name]
+        counting = [s for s in donated.slots if s.counts]
+        if donor.name == request.name or len(counting) <= donor.min_rf:
+            continue
+        for slot in counting:
+            if slot.role == "primary" or not slot.existing or slot.host in own or not pool.usable(slot.host):
+                continue
+            donated.slots.remove(slot)
+            pool.release(slot.host)
+            donated.decommissions.append(
+                Decommission(
+                    slot.host,
+                    slot.zone,
+                    slot.role,
+                    f"capacity: {slot.host} is needed for the minimum RF of {request.name} "
+                    f"({request.min_rf}); {donor.name} keeps at least its own ({donor.min_rf})",
+                )
+            )
+            return True
+    return False
 
 
 def _report_shortage(
@@ -294,6 +338,9 @@ class _Pool:
         zone = self.zone_of(host)
         if zone is not None:
             self._primaries[zone] += 1
+
+    def usable(self, host: str) -> bool:
+        return host in self._free and host not in self._excluded
 
     def capacity(self, host: str) -> int:
         return self._vms[host].capacity

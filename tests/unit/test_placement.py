@@ -157,6 +157,28 @@ def test_min_rf_that_unhealthy_vms_make_impossible_names_the_constraint() -> Non
     assert "one instance per VM" in caught.value.problem
 
 
+def test_on_a_short_pool_an_extra_kept_mirror_yields_to_another_dependencys_minimum() -> None:
+    """Found by the property test below: kept instances claimed the last slots before d5 had its one."""
+    data = base_graph()
+    for vm in data["vms"].values():
+        vm["capacity"] = 2
+    names = [f"d{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        data["dependencies"][name] = dependency(tier=2, port=9400 + i)
+    graph = build(data)
+    requests = [request(name, 2 if name == "d4" else 1) for name in names]
+    existing = {name: [] for name in names}
+    existing["d4"] = [InstanceRecord("d4", "vm-a2", "primary"), InstanceRecord("d4", "vm-b1", "mirror")]
+    three_bad_vms = HealthSnapshot(vms={"vm-a1": 0.0, "vm-b2": 0.0, "vm-c1": 0.0})  # 6 slots left
+
+    result = place(graph, requests, existing, three_bad_vms)
+
+    assert all(len(result[name].slots) >= 1 for name in names)
+    assert hosts(result["d4"]) == ["vm-a2"], "the primary stays, the extra mirror goes"
+    (gone,) = result["d4"].decommissions
+    assert gone.host == "vm-b1" and "minimum RF of" in gone.reason
+
+
 def test_rf_above_what_the_pool_can_hold_is_cut_with_a_note() -> None:
     graph = build(base_graph())
     result = place(graph, [request("payments", 8)], {}, HealthSnapshot())["payments"]
