@@ -81,7 +81,7 @@ def place(
         _trim(pool, request, results[request.name])
     for stage in ("min", "rf"):
         for request in requests:
-            _provision(pool, request, results[request.name], stage, graph.source, (requests, results))
+            _provision(pool, request, stage, graph.source, requests, results)
     for request in requests:
         _assign_roles(request, results[request.name])
     return results
@@ -197,17 +197,18 @@ def _trim(pool: _Pool, request: PlacementRequest, result: DependencyPlacement) -
             crowd[slot.zone] = crowd.get(slot.zone, 0) + 1
         victim = max(removable, key=lambda s: (crowd[s.zone], _health_rank(s.health), s.host))
         counting.remove(victim)
-        result.slots.remove(victim)
-        pool.release(victim.host)
-        result.decommissions.append(
-            Decommission(
-                victim.host,
-                victim.zone,
-                victim.role,
-                f"RF is {request.rf}: extra instance removed "
-                f"({victim.zone} holds {crowd[victim.zone]} of them)",
-            )
+        _evict(
+            pool,
+            result,
+            victim,
+            f"RF is {request.rf}: extra instance removed ({victim.zone} holds {crowd[victim.zone]} of them)",
         )
+
+
+def _evict(pool: _Pool, result: DependencyPlacement, slot: Slot, reason: str) -> None:
+    result.slots.remove(slot)
+    pool.release(slot.host)
+    result.decommissions.append(Decommission(slot.host, slot.zone, slot.role, reason))
 
 
 def _health_rank(score: float | None) -> float:
@@ -218,17 +219,18 @@ def _health_rank(score: float | None) -> float:
 def _provision(
     pool: _Pool,
     request: PlacementRequest,
-    result: DependencyPlacement,
     stage: str,
     source: str,
-    others: tuple[Sequence[PlacementRequest], dict[str, DependencyPlacement]],
+    requests: Sequence[PlacementRequest],
+    results: dict[str, DependencyPlacement],
 ) -> None:
+    result = results[request.name]
     goal = request.min_rf if stage == "min" else request.rf
     counting = sum(1 for s in result.slots if s.counts)
     leaving = {d.host for d in result.decommissions} if counting < goal else set()
     while counting < goal:
         picked = pool.pick(result.slots, leaving)
-        if picked is None and stage == "min" and _reclaim_for_min(pool, request, result, *others):
+        if picked is None and stage == "min" and _reclaim_for_min(pool, request, result, requests, results):
             picked = pool.pick(result.slots, leaving)
         if picked is None:
             _report_shortage(request, result, stage, source, counting, pool)
@@ -260,16 +262,12 @@ def _reclaim_for_min(
         for slot in counting:
             if slot.role == "primary" or not slot.existing or slot.host in own or not pool.usable(slot.host):
                 continue
-            donated.slots.remove(slot)
-            pool.release(slot.host)
-            donated.decommissions.append(
-                Decommission(
-                    slot.host,
-                    slot.zone,
-                    slot.role,
-                    f"capacity: {slot.host} is needed for the minimum RF of {request.name} "
-                    f"({request.min_rf}); {donor.name} keeps at least its own ({donor.min_rf})",
-                )
+            _evict(
+                pool,
+                donated,
+                slot,
+                f"capacity: {slot.host} is needed for the minimum RF of {request.name} "
+                f"({request.min_rf}); {donor.name} keeps at least its own ({donor.min_rf})",
             )
             return True
     return False

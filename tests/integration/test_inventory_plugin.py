@@ -23,7 +23,11 @@ GOLDEN = sorted(HERE.glob("*.depmirror.yml"))
 
 
 def ansible_inventory(source: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(source), *args]
+    return ansible_cli("ansible-inventory", "-i", str(source), *args, env=env)
+
+
+def ansible_cli(tool: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / tool), *args]
     full_env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=120, check=False)
 
@@ -85,16 +89,7 @@ def test_groups_and_hostvars_a_playbook_relies_on() -> None:
 
 def list_hosts(pattern: str) -> list[str]:
     """The hosts a play with `hosts: PATTERN` (or AWX's Limit) would run on."""
-    command = [str(Path(sys.executable).parent / "ansible"), pattern, "--list-hosts"]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    result = subprocess.run(
-        [*command, "-i", str(HERE / "small.depmirror.yml")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    result = ansible_cli("ansible", pattern, "--list-hosts", "-i", str(HERE / "small.depmirror.yml"))
     assert result.returncode == 0, result.stderr
     return sorted(result.stdout.split()[2:])  # after "hosts (N):"
 
