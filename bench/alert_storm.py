@@ -25,7 +25,7 @@ from depmirror.store import EventFilter, open_store
 
 DEPENDENCIES = 100
 POSTS = 100
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 RESULTS = Path(__file__).parent / "results" / "alert_storm.json"
 
 
@@ -78,7 +78,7 @@ def main() -> int:
         "listen": {"host": "127.0.0.1", "port": port},
         "auth": {"type": "bearer", "token_env": "DEPMIRROR_RUNNER_TOKEN"},
         "store": str(work / "history.db"),
-        "dependencies": [f"dep{d:03d}" for d in range(DEPENDENCIES)],
+        "dependencies": {f"dep{d:03d}": [f"dep{d:03d}-a", f"dep{d:03d}-b"] for d in range(DEPENDENCIES)},
         "mode": "shadow",
         "policy": {"on_unknown_health": "delegate", "cooldown_seconds": 600},
     }

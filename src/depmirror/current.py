@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from depmirror.errors import ConfigError
 from depmirror.model import Graph
 from depmirror.state import HealthSnapshot, InstanceRecord, State
 
@@ -53,10 +52,10 @@ def state_from_store(url: str) -> State | None:
     try:
         # Reading must not create the store: a typo in its path would silently plan from nothing.
         store = open_store(url, create=False)
-    except StoreError as error:
+    except StoreError:
         if _missing(url):
             return None
-        raise ConfigError(url, "", f"cannot open the state store: {error}", "check the store path or URL") from error
+        raise  # names the store file and the fix
     try:
         applied = store.applied_plan()
         primaries = store.primaries()

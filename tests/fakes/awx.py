@@ -6,6 +6,11 @@ Built from AWX's documented shapes (AWX API reference, "Job Templates: Launch" a
 - GET /api/v2/jobs/{id}/ -> 200 {"id": N, "type": "job", "status": "pending"|"running"|"successful"|"failed",
   "failed": bool, "job_template": T, "extra_vars": "<JSON text>", ...}.
 - POST /api/v2/jobs/{id}/cancel/ -> 202.
+- GET /api/v2/me/ -> 200 {"count": 1, "results": [{"id": 1, "type": "user", "username": ...}]}; 401 without
+  a valid token ("Users: Retrieve the current user").
+- GET /api/v2/settings/jobs/ -> 200 {"ALLOW_JINJA_IN_EXTRA_VARS": "template", "AWX_ISOLATION_BASE_PATH":
+  ..., ...} for a superuser or system auditor, 403 {"detail": "You do not have permission to perform this
+  action."} for anyone else ("Settings: Retrieve a Setting", category `jobs`).
 A job here moves pending -> running -> its template's final status, one step per GET.
 """
 
@@ -37,13 +42,39 @@ class FakeAwx:
     steps: int = 2
     jobs: dict[int, FakeJob] = field(default_factory=dict)
     launches: int = 0
+    # AWX's default; "always" lets launch-time extra vars be templated.
+    allow_jinja_in_extra_vars: str = "template"
+    # False: the token belongs to a user who is neither superuser nor system auditor.
+    can_read_settings: bool = True
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/v2/job_templates/{template}/launch/", self._launch)
         app.router.add_get("/api/v2/jobs/{job}/", self._job)
         app.router.add_post("/api/v2/jobs/{job}/cancel/", self._cancel)
+        app.router.add_get("/api/v2/me/", self._me)
+        app.router.add_get("/api/v2/settings/jobs/", self._job_settings)
         return app
+
+    async def _me(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"detail": "Authentication credentials were not provided."}, status=401)
+        return web.json_response({"count": 1, "results": [{"id": 1, "type": "user", "username": "depmirror"}]})
+
+    async def _job_settings(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response({"detail": "Authentication credentials were not provided."}, status=401)
+        if not self.can_read_settings:
+            return web.json_response(
+                {"detail": "You do not have permission to perform this action."}, status=403
+            )
+        return web.json_response(
+            {
+                "ALLOW_JINJA_IN_EXTRA_VARS": self.allow_jinja_in_extra_vars,
+                "AWX_ISOLATION_BASE_PATH": "/tmp",
+                "DEFAULT_JOB_TIMEOUT": 0,
+            }
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "") == f"Bearer {self.token}"

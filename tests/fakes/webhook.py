@@ -10,7 +10,7 @@ from typing import Any
 from depmirror.runner.actions import ActionRequest, ActionResult, Started
 from depmirror.runner.health import HealthView
 
-TOKEN = "t0ken-for-tests"
+TOKEN = "t0ken-for-tests-0123456789"
 
 
 def free_port() -> int:
@@ -84,6 +84,9 @@ class RecordingAction:
         # As failback.yml with depmirror_move_primary_back: the recovered instance is primary again.
         target = request.instance if request.kind == "failback" else self.target
         return ActionResult(outcome=self.outcome, target=target, detail="recorded")  # type: ignore[arg-type]
+
+    async def problems(self) -> list[str]:
+        return []
 
     async def follow(self, external_id: str) -> ActionResult | None:
         self.followed.append(external_id)

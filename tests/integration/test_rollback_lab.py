@@ -6,17 +6,34 @@ a `WAIT 1` write load with every acknowledged write readable afterwards; a refus
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from tests.fakes.hostile import PAYLOADS, Canaries, fits_fingerprint
+from tests.integration.ansible_run import ROOT
 from tests.integration.health_services import BLACKBOX, PROMETHEUS, need
-from tests.integration.rollback_fleet import Fleet, Resp, environment_has_lab, fleet, lb_address, nginx_files
+from tests.integration.rollback_fleet import (
+    INTERVAL,
+    Fleet,
+    Resp,
+    environment_has_lab,
+    fleet,
+    lb_address,
+    nginx_files,
+)
 
 from depmirror import lab
+from depmirror.runner.actions import ActionRequest
+from depmirror.runner.ansible_action import AnsibleRunnerAction
+from depmirror.runner.config import ActionConfig
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 WALL_TIMES: dict[str, float] = {}
@@ -81,7 +98,13 @@ def test_a_switchover_nginx_rejects_is_recorded_as_failed_and_changes_nothing(wo
     assert world.primary(name) == primary, "a failed switchover moved the primary in the store"
 
 
-def test_http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(world: Fleet) -> None:
+def test_http_primary_killed_rolls_over_to_another_zone_then_fails_back(world: Fleet) -> None:
+    """One test, not two: the failback needs this switchover first, and xdist keeps no order within a group."""
+    _http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(world)
+    _http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world)
+
+
+def _http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(world: Fleet) -> None:
     name = "catalog-api"
     item = world.applied(name)
     failed = item["primary"]["host"]
@@ -133,9 +156,9 @@ def _failback(world: Fleet, name: str, host: str, **extra: Any) -> Any:
     return seconds
 
 
-def test_http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world: Fleet) -> None:
+def _http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world: Fleet) -> None:
     name = "catalog-api"
-    (rolled,) = world.events(name, "rollback")  # the switchover of the test above
+    (rolled,) = world.events(name, "rollback")  # the switchover just before
     failed, target = rolled.instance, rolled.target
     assert failed is not None and target is not None
     world.wait_health(name, failed, "healthy", timeout=60)  # the host was restored; its unit starts at boot
@@ -167,7 +190,13 @@ def test_http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world:
     assert failed in served, served
 
 
-def test_redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world: Fleet) -> None:
+def test_redis_primary_killed_under_wait_1_load_keeps_every_write_then_fails_back(world: Fleet) -> None:
+    """One test, not two: the failback needs this switchover first, and xdist keeps no order within a group."""
+    _redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world)
+    _redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without_losing_writes(world)
+
+
+def _redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world: Fleet) -> None:
     name = "session-cache"
     item = world.applied(name)
     failed = item["primary"]["host"]
@@ -237,9 +266,7 @@ def test_redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(w
     assert set(event.inputs["replication_offsets"]) >= {target}
 
 
-def test_redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without_losing_writes(
-    world: Fleet,
-) -> None:
+def _redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without_losing_writes(world: Fleet) -> None:
     name = "session-cache"
     (rolled,) = world.events(name, "rollback")
     failed, target = rolled.instance, rolled.target
@@ -287,3 +314,49 @@ def world_items(world: Fleet) -> list[dict[str, Any]]:
 
     with open_store(world.store) as store:
         return list((store.applied_plan() or {})["plan"]["dependencies"])
+
+
+def test_hostile_alert_text_reaches_the_real_rollback_playbook_only_as_data(world: Fleet, tmp_path: Path) -> None:
+    """The runner's own ansible-runner action, in act mode, runs rollback.yml with Jinja, lookups and shell
+    metacharacters in every trigger field: the switchover happens, no payload runs, the history keeps the
+    text as it came."""
+    name = "ledger"
+    failed = world.applied(name)["primary"]["host"]
+    (tmp_path / "canaries").mkdir()
+    canaries = Canaries(tmp_path / "canaries")
+    texts = [payload.text(canaries, "lab") for payload in PAYLOADS]
+    trigger = {
+        "type": "alert",
+        "alertname": texts[0],
+        "fingerprint": next(text for text in texts if fits_fingerprint(text)),
+        "starts_at": texts[2],
+        "generatorURL": texts[3],
+        "labels": {f"label{i}": text for i, text in enumerate(texts)},
+        "annotations": {"summary": texts[4], "description": texts[5], texts[6]: texts[7]},
+    }
+    variables = tmp_path / "vars.yml"
+    variables.write_text(yaml.safe_dump({"all": {"vars": {
+        "depmirror_prometheus_url": world.prometheus_url, "rollback_health_interval": INTERVAL}}}))
+    action = AnsibleRunnerAction(ActionConfig(
+        playbook=ROOT / "playbooks" / "rollback.yml",
+        inventory=(*world.inventories, variables),
+        work_dir=tmp_path / "runner-work",
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+    ))
+    request = ActionRequest(action_id=uuid.uuid4().hex, kind="rollback", dependency=name,
+                            instance=f"{name}@{failed}", trigger=trigger, store_url=world.store)
+
+    async def started(handle: str) -> None:
+        assert handle.startswith("pid:")
+
+    lab.fault(world.paths, "stop", failed)
+    try:
+        result = asyncio.run(action.run(request, started))
+        output = (tmp_path / "runner-work" / request.action_id / "artifacts" / "run" / "stdout").read_text()
+        assert result.outcome == "succeeded", result.detail + output[-3000:]
+        assert canaries.found(deep=(tmp_path, ROOT), shallow=(Path("/tmp"),)) == []
+        assert world.primary(name) not in (None, failed)
+        (event,) = world.events(name, "rollback")
+        assert event.outcome == "succeeded" and event.trigger == trigger
+    finally:
+        lab.restore(world.paths, failed)

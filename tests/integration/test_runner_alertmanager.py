@@ -79,7 +79,7 @@ def test_alertmanager_delivers_to_the_runner_with_labels(tmp_path: Path, process
         "listen": {"host": "127.0.0.1", "port": runner_port},
         "auth": {"type": "bearer", "token_env": "DEPMIRROR_RUNNER_TOKEN"},
         "store": "history.db",
-        "dependencies": ["payments"],
+        "dependencies": {"payments": ["payments-a", "payments-b"]},
         "mode": "shadow",
         "policy": {"on_unknown_health": "delegate"},
     }

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from tests.fakes.webhook import free_port
 
-TOKEN = "tls-test-token"
+TOKEN = "tls-test-token-0123456789"
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -39,7 +39,7 @@ def test_the_runner_serves_https_with_its_certificate_and_refuses_plain_http(tmp
         "listen": {"host": "127.0.0.1", "port": port},
         "tls": {"cert": str(cert), "key": str(key)},
         "auth": {"type": "bearer", "token_env": "DEPMIRROR_RUNNER_TOKEN"},
-        "store": "history.db", "dependencies": ["payments"], "mode": "shadow",
+        "store": "history.db", "dependencies": {"payments": ["vm-a1", "vm-b1"]}, "mode": "shadow",
     }))
     log = (tmp_path / "runner.log").open("wb")
     runner = subprocess.Popen(

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from depmirror.errors import ConfigError
-from depmirror.store import EVENT_KINDS, Event, StoreError, default_store_url, open_store
+from depmirror.store import EVENT_KINDS, Event, default_store_url, open_store
 from depmirror.store.filters import FilterError, build_filter
 from depmirror.store.model import utcnow
 
@@ -40,13 +40,9 @@ def run(args: argparse.Namespace) -> int:
     except FilterError as error:
         field, _, problem = str(error).partition(": ")
         raise ConfigError("command line", f"--{field}", problem) from error
-    try:
-        with open_store(store_url, create=False) as store:
-            events = store.events(event_filter)
-    except StoreError as error:
-        raise ConfigError(
-            store_url, "--store", str(error), "pass --store PATH or set DEPMIRROR_STORE"
-        ) from error
+    # A missing, empty, corrupt, read-only or locked store raises StoreError: one line, exit 2.
+    with open_store(store_url, create=False) as store:
+        events = store.events(event_filter)
     if args.format == "json":
         json.dump([event.as_dict() for event in events], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 from dataclasses import replace
 from typing import Any
 
@@ -24,15 +23,16 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from depmirror.runner.config import load_config
+    from depmirror.runner.secrets import install_redaction, scrub_environment
     from depmirror.runner.service import serve
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     if args.shadow:
         config = replace(config, mode="shadow")
+    install_redaction(config.secrets())
     # Secrets leave the environment once read: playbooks and ansible-runner's artifacts (which dump
-    # the whole environment) must not see the webhook or AWX token.
-    for name in config.secret_envs:
-        os.environ.pop(name, None)
+    # the whole environment) must not see the webhook or AWX token, nor must /proc/<pid>/environ.
+    scrub_environment(config.secret_envs)
     asyncio.run(serve(config))
     return 0

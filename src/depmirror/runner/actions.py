@@ -44,7 +44,9 @@ class ActionRequest:
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
-    outcome: Literal["succeeded", "failed"]
+    """`error`: the action could not start (nothing ran, nothing changed): no cooldown follows it."""
+
+    outcome: Literal["succeeded", "failed", "error"]
     detail: str = ""
     target: str | None = None
     external_id: str | None = None
@@ -60,4 +62,8 @@ class Action(Protocol):
 
     async def follow(self, external_id: str) -> ActionResult | None:
         """Wait for an action a previous runner process started; None if it cannot be followed."""
+        ...
+
+    async def problems(self) -> list[str]:
+        """Why the action could not start now (for /readyz); empty when it can. Answers in well under 1 s."""
         ...

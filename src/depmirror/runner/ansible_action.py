@@ -3,48 +3,91 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
+import ansible_runner
+
+from depmirror.runner import orphans
 from depmirror.runner.actions import ActionRequest, ActionResult, Started
 from depmirror.runner.config import ActionConfig
+from depmirror.runner.extra_vars import write_extra_vars
+from depmirror.runner.tools import find_tool
 
 # Each run leaves artifacts (stdout, events); keep the most recent for debugging, not forever.
 KEEP_RUNS = 50
+PID_POLL_S = 0.02
+# What ansible-runner reports when ansible-playbook could not be started at all.
+RC_NOT_STARTED = 127
 
 
 class AnsibleRunnerAction:
     name = "ansible-runner"
 
-    def __init__(self, config: ActionConfig) -> None:
+    def __init__(self, config: ActionConfig, *, failback: bool = False) -> None:
         self.config = config
+        self.playbooks = (config.playbook, config.failback_playbook) if failback else (config.playbook,)
         self._cancel = threading.Event()
+        self.binary = find_tool("ansible-playbook")
 
     def cancel(self) -> None:
         self._cancel.set()
 
+    async def problems(self) -> list[str]:
+        """Why a run could not start now (readiness); empty when it can."""
+        found: list[str] = []
+        if self.binary is None:
+            found.append("ansible-playbook is neither beside the runner's Python nor on PATH")
+        for playbook in self.playbooks:
+            if not playbook.is_file():
+                found.append(f"playbook {playbook} does not exist")
+        return found
+
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
         playbook = self.config.playbook if request.kind == "rollback" else self.config.failback_playbook
         if not playbook.is_file():
-            return ActionResult(outcome="failed", detail=f"playbook {playbook} does not exist")
+            return ActionResult(outcome="error", detail=f"playbook {playbook} does not exist")
+        if self.binary is None:
+            return ActionResult(
+                outcome="error",
+                detail="ansible-playbook not found beside the runner's Python nor on PATH; "
+                "install ansible-core in the runner's virtualenv",
+            )
         data_dir = self.config.work_dir / request.action_id
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            return await asyncio.to_thread(self._run_blocking, request, playbook, data_dir)
+            run = asyncio.create_task(asyncio.to_thread(self._run_blocking, request, playbook, data_dir))
+            await self._journal_process(run, data_dir, started)
+            return await run
         finally:
             await asyncio.to_thread(_prune, self.config.work_dir, KEEP_RUNS)
 
-    def _run_blocking(self, request: ActionRequest, playbook: Path, data_dir: Path) -> ActionResult:
-        import ansible_runner  # heavy import, needed only when a playbook actually runs
+    async def _journal_process(
+        self, run: asyncio.Task[ActionResult], data_dir: Path, started: Started
+    ) -> None:
+        """Record the playbook's PID in the action journal as soon as its wrapper wrote it."""
+        while not run.done():
+            handle = orphans.process_handle(data_dir)
+            if handle is not None:
+                await started(handle)
+                return
+            await asyncio.sleep(PID_POLL_S)
 
+    def _run_blocking(self, request: ActionRequest, playbook: Path, data_dir: Path) -> ActionResult:
+        # Written by us, not passed as `extravars=` (ansible-runner would put them on the command line as
+        # plain JSON, which ansible-core templates): every string is marked unsafe.
+        write_extra_vars(data_dir / "env" / "extravars", request.extra_vars())
+        assert self.binary is not None
         kwargs: dict[str, Any] = {
             "private_data_dir": str(data_dir),
             "project_dir": str(playbook.parent),
-            "playbook": playbook.name,
-            "extravars": request.extra_vars(),
-            "envvars": dict(self.config.envvars),
+            # With `binary` ansible-runner adds no playbook argument itself: it goes first on the command line.
+            "binary": str(_launch_wrapper(data_dir, self.binary)),
+            "cmdline": shlex.quote(str(playbook)),
+            "envvars": {**self.config.envvars, "ANSIBLE_LOG_PATH": str(data_dir / orphans.LOG_FILE)},
             "quiet": True,
             "timeout": int(self.config.timeout_s),
             "cancel_callback": self._cancel.is_set,
@@ -55,11 +98,15 @@ class AnsibleRunnerAction:
         try:
             result = ansible_runner.run(**kwargs)
         except Exception as error:  # ansible-runner raises plain exceptions for bad setups
-            return ActionResult(outcome="failed", detail=f"ansible-runner could not start: {error}")
+            return ActionResult(outcome="error", detail=f"ansible-runner could not start: {error}")
         stats = _artifact_data(result)
         details = {"status": result.status, "rc": result.rc, "artifacts": str(data_dir / "artifacts" / "run")}
         if stats:
             details["set_stats"] = stats
+        if result.rc == RC_NOT_STARTED and orphans.process_handle(data_dir) is None:
+            return ActionResult(
+                outcome="error", detail=f"ansible-playbook could not be started ({self.binary})", details=details
+            )
         target = stats.get("depmirror_target")
         return ActionResult(
             outcome="succeeded" if result.status == "successful" and result.rc == 0 else "failed",
@@ -69,8 +116,22 @@ class AnsibleRunnerAction:
         )
 
     async def follow(self, external_id: str) -> ActionResult | None:
-        # A playbook started by a dead runner process cannot be re-attached to.
+        # A playbook started by a dead runner process cannot be re-attached to; recovery ends it.
         return None
+
+
+def _launch_wrapper(data_dir: Path, binary: str) -> Path:
+    """A shell script that records its PID, then becomes ansible-playbook (same PID, same process group)."""
+    wrapper = data_dir / "launch"
+    pid_file = data_dir / orphans.PID_FILE
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"echo $$ > {shlex.quote(str(pid_file))}\n"
+        f'exec {shlex.quote(binary)} "$@"\n',
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o700)
+    return wrapper
 
 
 def _artifact_data(result: Any) -> dict[str, Any]:

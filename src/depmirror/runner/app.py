@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -15,11 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from depmirror.runner import policy
 from depmirror.runner.config import AuthConfig, RunnerConfig
+from depmirror.runner.events import decision_event
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.payload import Notification, PayloadError, parse_notification
+from depmirror.runner.readiness import ReadinessChecks
+from depmirror.runner.roster import Roster, RosterSource
 from depmirror.runner.worker import StoreCaller
 from depmirror.store.filters import FilterError, build_filter
-from depmirror.store.model import QueuedAlert, utcnow
+from depmirror.store.model import Event, QueuedAlert, utcnow
 
 log = logging.getLogger("depmirror.runner")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +34,10 @@ DB_KEY = web.AppKey("db", StoreCaller)
 METRICS_KEY = web.AppKey("metrics", RunnerMetrics)
 WAKE_KEY: web.AppKey[Callable[[], None]] = web.AppKey("wake")
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+ROSTER_KEY = web.AppKey("roster", RosterSource)
+CHECKS_KEY = web.AppKey("checks", ReadinessChecks)
+# /readyz answers within this, whatever the store or AWX is doing: a probe that hangs is a probe that lies.
+READY_DEADLINE_S = 0.9
 
 
 def build_app(
@@ -38,6 +46,8 @@ def build_app(
     metrics: RunnerMetrics,
     wake: Callable[[], None],
     ready: Callable[[], bool],
+    *,
+    action_problems: Callable[[], Awaitable[list[str]]] | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
@@ -48,6 +58,8 @@ def build_app(
     app[METRICS_KEY] = metrics
     app[WAKE_KEY] = wake
     app[READY_KEY] = ready
+    app[ROSTER_KEY] = RosterSource(config.placed, db)
+    app[CHECKS_KEY] = ReadinessChecks(db, action_problems)
     app.router.add_post("/alertmanager", receive_alerts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -130,39 +142,57 @@ async def receive_alerts(request: web.Request) -> web.Response:
     except PayloadError as error:
         metrics.requests_rejected.labels("400").inc()
         return _json_error(400, str(error))
-    alerts = _queued_alerts(notification, config)
     db = request.app[DB_KEY]
-    result = await db(db.store.enqueue, alerts)
+    roster = await request.app[ROSTER_KEY].current()
+    alerts = _queued_alerts(notification, config, roster)
+    now = utcnow()
+
+    def ignored_event(group: Sequence[QueuedAlert], reason: str) -> Event:
+        return decision_event(
+            "alert_ignored", group, runner_id=config.runner_id, now=now, decision="ignore", reason=reason
+        )
+
+    result = await db(db.store.enqueue, alerts, ignored_event)
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     metrics.alerts_deduplicated.inc(result.duplicates)
     request.app[WAKE_KEY]()
-    ignored = sum(1 for alert in alerts if policy.ignore_reason(alert, config) is not None)
+    ignored = sum(1 for alert in alerts if alert.ignore_reason is not None)
     return web.json_response(
         {"status": "accepted", "queued": result.queued, "duplicates": result.duplicates, "ignored": ignored},
         status=202,
     )
 
 
-def _queued_alerts(notification: Notification, config: RunnerConfig) -> list[QueuedAlert]:
+def _queued_alerts(notification: Notification, config: RunnerConfig, roster: Roster) -> list[QueuedAlert]:
     now = utcnow()
     hold = timedelta(seconds=config.policy.failback_hold_s if config.policy.failback else 0)
-    return [
-        QueuedAlert(
-            fingerprint=alert.fingerprint,
-            starts_at=alert.starts_at,
-            status="firing" if alert.status == "firing" else "resolved",
-            dependency=alert.labels.get(config.dependency_label, ""),
-            instance=alert.labels.get(config.instance_label, ""),
-            labels=alert.labels,
-            annotations=alert.annotations,
-            group_key=notification.group_key,
-            received_at=now,
-            # A resolved alert waits out the failback hold in the queue, so a restart keeps the hold.
-            not_before=now + hold if alert.status == "resolved" else now,
+    queued = []
+    for alert in notification.alerts:
+        dependency = alert.labels.get(config.dependency_label, "")
+        instance = alert.labels.get(config.instance_label, "")
+        unknown = roster.reason(
+            dependency, instance, dependency_label=config.dependency_label, instance_label=config.instance_label
         )
-        for alert in notification.alerts
-    ]
+        reason = unknown or policy.action_label_reason(alert.labels)
+        queued.append(
+            QueuedAlert(
+                fingerprint=alert.fingerprint,
+                starts_at=alert.starts_at,
+                status="firing" if alert.status == "firing" else "resolved",
+                # Unchecked label text never names a dependency or instance in the queue or history.
+                dependency=dependency if dependency in config.dependencies else "",
+                instance=instance if unknown is None else "",
+                labels=alert.labels,
+                annotations=alert.annotations,
+                group_key=notification.group_key,
+                received_at=now,
+                # A resolved alert waits out the failback hold in the queue, so a restart keeps the hold.
+                not_before=now + hold if alert.status == "resolved" else now,
+                ignore_reason=reason,
+            )
+        )
+    return queued
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -170,13 +200,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    db = request.app[DB_KEY]
     if not request.app[READY_KEY]():
         return _json_error(503, "starting: recovering interrupted actions")
     try:
-        await db(db.store.check)
-    except Exception as error:
-        return _json_error(503, f"store unavailable: {error}")
+        problems = await asyncio.wait_for(request.app[CHECKS_KEY].problems(), READY_DEADLINE_S)
+    except TimeoutError:
+        return _json_error(503, f"the store did not answer a write check within {READY_DEADLINE_S}s")
+    if problems:
+        return _json_error(503, "; ".join(problems))
     return web.json_response({"status": "ready"})
 
 

@@ -12,6 +12,12 @@ from depmirror.runner.actions import ActionRequest, ActionResult, Started
 from depmirror.runner.config import AwxConfig
 
 FINISHED = {"successful": "succeeded", "failed": "failed", "error": "failed", "canceled": "failed"}
+# AWX's ALLOW_JINJA_IN_EXTRA_VARS values under which launch-time extra vars reach Ansible as unsafe
+# (never templated); `always` would let alert text run as Jinja on the execution node.
+JINJA_SAFE = ("template", "never")
+JINJA_SETTING = "ALLOW_JINJA_IN_EXTRA_VARS"
+CHECK_TTL_S = 10.0
+PROBE_TIMEOUT_S = 0.8
 
 
 class AwxAction:
@@ -20,13 +26,52 @@ class AwxAction:
     def __init__(self, config: AwxConfig, timeout_s: float) -> None:
         self.config = config
         self.timeout_s = timeout_s
+        self._checked_at = -CHECK_TTL_S
+        self._problems: list[str] = []
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _session(self, timeout_s: float = 30.0) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=30),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(ssl=self.config.verify_tls),
         )
+
+    async def problems(self) -> list[str]:
+        """Why a launch cannot go ahead now: AWX unreachable, the token refused, or AWX set to template
+        launch-time extra vars. Asked of AWX at most every CHECK_TTL_S seconds."""
+        if time.monotonic() - self._checked_at < CHECK_TTL_S:
+            return self._problems
+        try:
+            async with self._session(PROBE_TIMEOUT_S) as session:
+                self._problems = await self._ask(session)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            self._problems = [f"AWX unreachable at {self.config.url}: {type(error).__name__}: {error}"]
+        self._checked_at = time.monotonic()
+        return self._problems
+
+    async def _ask(self, session: aiohttp.ClientSession) -> list[str]:
+        async with session.get(f"{self.config.url}/api/v2/me/") as response:
+            if response.status in (401, 403):
+                return [f"AWX refused the runner's token (HTTP {response.status} from /api/v2/me/)"]
+            if response.status != 200:
+                return [f"AWX answered HTTP {response.status} to /api/v2/me/"]
+        if not self.config.verify_jinja_setting:
+            return []
+        async with session.get(f"{self.config.url}/api/v2/settings/jobs/") as response:
+            body = await _json(response)
+            if response.status != 200:
+                return [
+                    f"cannot read AWX's {JINJA_SETTING} (HTTP {response.status} from /api/v2/settings/jobs/); "
+                    "give the runner's token the System Auditor role, or check the setting is template or "
+                    "never and set action.awx.verify_jinja_setting: false"
+                ]
+        value = body.get(JINJA_SETTING)
+        if value not in JINJA_SAFE:
+            return [
+                f"AWX's {JINJA_SETTING} is {value!r}: launch-time extra vars (alert text) would be templated; "
+                f"set it to template (AWX's default) or never"
+            ]
+        return []
 
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
         template = (
@@ -35,7 +80,10 @@ class AwxAction:
             else self.config.failback_job_template_id
         )
         if template is None:
-            return ActionResult(outcome="failed", detail="no AWX job template configured for failback")
+            return ActionResult(outcome="error", detail="no AWX job template configured for failback")
+        problems = await self.problems()
+        if problems:
+            return ActionResult(outcome="error", detail="not launched: " + "; ".join(problems))
         url = f"{self.config.url}/api/v2/job_templates/{template}/launch/"
         try:
             async with self._session() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from depmirror.errors import ConfigError
 from depmirror.fastpath.nginx import NginxOptions
 from depmirror.fastpath.remote import SshOptions
 from depmirror.fastpath.switchover import FastPathConfig
-from depmirror.runner.dependencies import load_dependency_names
+from depmirror.runner.dependencies import load_placed_instances, merge_placed
+from depmirror.runner.secrets import MIN_SECRET_BYTES
 from depmirror.store.factory import default_store_url
 
 AUTH_TYPES = ("bearer", "basic", "none")
@@ -41,6 +43,8 @@ class AwxConfig:
     failback_job_template_id: int | None = None
     poll_interval_s: float = 2.0
     verify_tls: bool = True
+    # Read ALLOW_JINJA_IN_EXTRA_VARS through the API before launching (needs System Auditor).
+    verify_jinja_setting: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,9 @@ class HealthConfig:
 class RunnerConfig:
     path: Path
     dependencies: frozenset[str]
+    # Hosts the graph's plan (or the config's `dependencies` mapping) places each dependency on: what an
+    # alert's instance label is checked against while the store records no applied plan.
+    placed: dict[str, frozenset[str]] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 9466
     tls_cert: Path | None = None
@@ -94,6 +101,15 @@ class RunnerConfig:
     health: HealthConfig = HealthConfig()
     queue_retention_s: float = 7 * 86400.0
     secret_envs: tuple[str, ...] = ()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the runner holds: what its logs must never show."""
+        values = [self.auth.token, self.auth.password]
+        if self.action.awx is not None:
+            values.append(self.action.awx.token)
+        if self.action.fast_path is not None and self.action.fast_path.prometheus_token:
+            values.append(self.action.fast_path.prometheus_token)
+        return tuple(value for value in values if value)
 
 
 class _Reader:
@@ -222,13 +238,16 @@ def load_config(path: str | Path) -> RunnerConfig:
     if (tls_cert is None) != (tls_key is None):
         raise tls.error("cert", "tls needs both cert and key")
     labels = top.section("labels")
-    auth = _auth(top.section("auth"))
+    host = listen.text("host", "127.0.0.1")
+    auth = _auth(top.section("auth"), host)
     mode = top.choice("mode", MODES, "act")
     action = _action(top.section("action"), mode, top)
+    placed = _placed(top)
     return RunnerConfig(
         path=file,
-        dependencies=_dependencies(top),
-        host=listen.text("host", "127.0.0.1"),
+        dependencies=frozenset(placed),
+        placed=placed,
+        host=host,
         port=listen.integer("port", 9466, 0, 65535),
         tls_cert=tls_cert,
         tls_key=tls_key,
@@ -257,33 +276,72 @@ def _store(top: _Reader) -> str:
     return str(resolved)
 
 
-def _dependencies(top: _Reader) -> frozenset[str]:
-    names: set[str] = set()
+def _placed(top: _Reader) -> dict[str, frozenset[str]]:
+    from_graph: dict[str, frozenset[str]] = {}
     graph = top.path("graph", None)
     if graph is not None:
-        names.update(load_dependency_names(graph, config_file=top.file))
+        from_graph = load_placed_instances(graph, config_file=top.file)
     listed = top.data.get("dependencies")
-    if listed is not None:
-        if not isinstance(listed, list) or not all(isinstance(n, str) and n for n in listed):
-            raise top.error("dependencies", "must be a list of dependency names")
-        names.update(listed)
-    if not names:
+    from_config: dict[str, frozenset[str]] = {}
+    if isinstance(listed, list) and all(isinstance(n, str) and n for n in listed):
+        from_config = {name: frozenset() for name in listed}
+    elif isinstance(listed, dict):
+        for name, hosts in listed.items():
+            if not isinstance(name, str) or not isinstance(hosts, list) or not all(
+                isinstance(h, str) and h for h in hosts
+            ):
+                raise top.error(
+                    f"dependencies.{name}", "must be a list of the hosts that run it", "e.g. [vm-a1, vm-b1]"
+                )
+            from_config[name] = frozenset(hosts)
+    elif listed is not None:
         raise top.error(
-            "graph", "no dependencies known", "set graph: PATH (the graph file) or dependencies: [...]"
+            "dependencies", "must be a list of names or a mapping of names to host lists", "or set graph:"
         )
-    return frozenset(names)
+    placed = merge_placed(from_graph, from_config)
+    if not placed:
+        raise top.error(
+            "graph", "no dependencies known", "set graph: PATH (the graph file) or dependencies: {...}"
+        )
+    return placed
 
 
-def _auth(auth: _Reader) -> AuthConfig:
+def _auth(auth: _Reader, host: str) -> AuthConfig:
     kind = auth.choice("type", AUTH_TYPES, "bearer")
     if kind == "bearer":
-        return AuthConfig(type=kind, token=auth.secret("token"))
+        return AuthConfig(type=kind, token=_long_secret(auth, "token"))
     if kind == "basic":
         username = auth.text("username", "")
         if not username:
             raise auth.error("username", "is required for basic auth")
-        return AuthConfig(type=kind, username=username, password=auth.secret("password"))
+        return AuthConfig(type=kind, username=username, password=_long_secret(auth, "password"))
+    if not _loopback(host):
+        raise auth.error(
+            "type",
+            f"none is allowed only when listen.host is a loopback address, not {host!r}",
+            "use bearer or basic auth, or listen on 127.0.0.1",
+        )
     return AuthConfig(type="none")
+
+
+def _long_secret(auth: _Reader, key: str) -> str:
+    value = auth.secret(key)
+    if len(value.encode("utf-8")) < MIN_SECRET_BYTES:
+        raise auth.error(
+            key,
+            f"is shorter than {MIN_SECRET_BYTES} bytes",
+            "use a random secret, e.g. `openssl rand -hex 32`",
+        )
+    return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _action(action: _Reader, mode: str, top: _Reader) -> ActionConfig:
@@ -398,6 +456,7 @@ def _awx(awx: _Reader) -> AwxConfig:
         failback_job_template_id=None if failback is None else awx.integer("failback_job_template_id", 0, 1),
         poll_interval_s=awx.number("poll_interval_seconds", 2.0, 0.05),
         verify_tls=awx.boolean("verify_tls", True),
+        verify_jinja_setting=awx.boolean("verify_jinja_setting", True),
     )
 
 

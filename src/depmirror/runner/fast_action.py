@@ -56,5 +56,9 @@ class FastPathAction:
     async def follow(self, external_id: str) -> ActionResult | None:
         return await self.playbook.follow(external_id)
 
+    async def problems(self) -> list[str]:
+        # The playbook is the fast path's fallback and the failback's only path: it must be able to run.
+        return await self.playbook.problems()
+
     def close(self) -> None:
         self.fast.close()

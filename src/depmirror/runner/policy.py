@@ -39,6 +39,14 @@ def ignore_reason(alert: QueuedAlert, config: RunnerConfig, is_primary: bool = F
     return None
 
 
+def action_label_reason(labels: dict[str, str]) -> str | None:
+    """At intake: an `action` label that no store state could make actionable (e.g. `notify`)."""
+    action = labels.get(ACTION_LABEL, "")
+    if action in ACTIONABLE or action in ACTIONABLE_IF_PRIMARY:
+        return None
+    return f"action label is {action!r}, not rollback"
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """`act` true: go (or shadow); otherwise `kind` is the event to record and `reason` says why."""
@@ -102,8 +110,8 @@ def judge_failback_health(view: HealthView) -> Verdict:
     return Verdict(act=True)
 
 
-def newest_per_instance(alerts: Sequence[QueuedAlert]) -> dict[str, list[QueuedAlert]]:
-    """Alerts grouped by instance in arrival order; the last one of each group is the current state."""
+def by_instance(alerts: Sequence[QueuedAlert]) -> dict[str, list[QueuedAlert]]:
+    """Alerts grouped by instance in arrival order (each the newest notification of its own alert)."""
     groups: dict[str, list[QueuedAlert]] = {}
     for alert in sorted(alerts, key=lambda a: a.id or 0):
         groups.setdefault(alert.instance, []).append(alert)

@@ -10,6 +10,7 @@ import ssl
 
 from aiohttp import web
 
+from depmirror.fastpath.switchover import FastPath
 from depmirror.runner.actions import Action
 from depmirror.runner.ansible_action import AnsibleRunnerAction
 from depmirror.runner.app import build_app
@@ -32,10 +33,8 @@ def build_action(config: RunnerConfig) -> Action | None:
     if config.action.kind == "awx":
         assert config.action.awx is not None
         return AwxAction(config.action.awx, config.action.timeout_s)
-    playbook = AnsibleRunnerAction(config.action)
+    playbook = AnsibleRunnerAction(config.action, failback=config.policy.failback)
     if config.action.fast_path is not None:
-        from depmirror.fastpath.switchover import FastPath
-
         return FastPathAction(FastPath(config.action.fast_path), playbook)
     return playbook
 
@@ -60,7 +59,14 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
     action = build_action(config)
     worker = Worker(config, db, action, checker, metrics)
     ready = False
-    app = build_app(config, intake_db, metrics, worker.wake.set, lambda: ready)
+    app = build_app(
+        config,
+        intake_db,
+        metrics,
+        worker.wake.set,
+        lambda: ready,
+        action_problems=None if action is None else action.problems,
+    )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from depmirror.rollback_flow import host_of
-from depmirror.runner import policy
+from depmirror.runner import orphans, policy
 from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionResult
 from depmirror.runner.config import RunnerConfig
+from depmirror.runner.events import decision_event, health_inputs, trigger
 from depmirror.runner.health import HealthChecker, HealthView
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.store.base import Store
@@ -26,8 +27,9 @@ from depmirror.store.model import ActionRecord, Event, EventFilter, QueuedAlert,
 log = logging.getLogger("depmirror.runner")
 T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
+# How many recent rollback/failback events the cooldown looks through for one that ran.
+COOLDOWN_LOOKBACK = 50
 DISPATCH_BATCH_S = 0.2
-MAX_FINGERPRINTS_IN_EVENT = 50
 
 
 class StoreCaller:
@@ -68,7 +70,16 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def recover(self) -> list[Event]:
-        recovered = await self.db(self.store.recover_interrupted, self.config.runner_id, self.clock())
+        """Close the actions a previous process of this runner left open, ending their orphaned playbooks
+        first: a retry must never run next to the run it replaces."""
+        notes: dict[str, dict[str, Any]] = {}
+        if self.config.action.kind == "ansible-runner":
+            for record in await self.db(self.store.unfinished_actions, self.config.runner_id):
+                data_dir = self.config.action.work_dir / record.action_id
+                notes[record.action_id] = {
+                    "orphan": await asyncio.to_thread(orphans.end_orphan, data_dir, record.external_id)
+                }
+        recovered = await self.db(self.store.recover_interrupted, self.config.runner_id, self.clock(), notes)
         for record, event in recovered:
             log.warning(
                 "action %s (%s of %s) was interrupted; re-evaluating",
@@ -138,9 +149,12 @@ class Worker:
                 ignored.setdefault(reason, []).append(alert)
         for reason, group in ignored.items():
             await self._settle(group, self._event("alert_ignored", group, decision="ignore", reason=reason))
-        for instance_alerts in policy.newest_per_instance(ours).values():
-            if instance_alerts[-1].status == "firing":
-                await self._on_firing(instance_alerts)
+        for instance_alerts in policy.by_instance(ours).values():
+            # Each alert is its own identity (fingerprint): a resolved one never cancels another that fires.
+            firing = [a for a in instance_alerts if a.status == "firing"]
+            if firing:
+                # Firing last: the decision and its trigger are the newest firing alert's; all settle.
+                await self._on_firing([a for a in instance_alerts if a.status != "firing"] + firing)
             else:
                 await self._on_resolved(instance_alerts)
 
@@ -182,7 +196,9 @@ class Worker:
         )
         interrupted = next((e for e in previous if e.details.get("action_id") == retry_of), None)
         external_id = interrupted.details.get("external_id") if interrupted else None
-        if external_id and self.action is not None and self.config.mode == "act":
+        # A local playbook's handle (pid:...) names a process recovery ended; only remote jobs are followed.
+        followable = bool(external_id) and not str(external_id).startswith("pid:")
+        if followable and self.action is not None and self.config.mode == "act":
             await self._follow(alerts, str(external_id), retry_of, interrupted)
             return True
         attempts = max(a.attempts for a in alerts)
@@ -204,11 +220,13 @@ class Worker:
     async def _held_back(self, alerts: list[QueuedAlert], kinds: tuple[str, ...]) -> bool:
         newest = alerts[-1]
         now = self.clock()
-        last = await self.db(
+        recent = await self.db(
             self.store.events,
-            EventFilter(dependency=newest.dependency, kinds=("rollback", "failback"), limit=1),
+            EventFilter(dependency=newest.dependency, kinds=("rollback", "failback"), limit=COOLDOWN_LOOKBACK),
         )
-        reason = policy.in_cooldown(last[0] if last else None, now, self.config.policy)
+        # An action that could not start changed nothing: it starts no cooldown.
+        last = next((event for event in recent if event.outcome != "error"), None)
+        reason = policy.in_cooldown(last, now, self.config.policy)
         if reason is None:
             transitions = await self.db(
                 self.store.alert_transitions,
@@ -230,8 +248,8 @@ class Worker:
         if not self.config.policy.failback:
             await self._settle(alerts, None)
             return
-        latest = await self.db(self.store.latest_alert, newest.dependency, newest.instance)
-        if latest is not None and latest.id != newest.id and latest.status == "firing":
+        still_firing = await self.db(self.store.firing_alerts, newest.dependency, newest.instance)
+        if still_firing:
             await self._settle(
                 alerts,
                 self._event(
@@ -239,7 +257,7 @@ class Worker:
                     alerts,
                     action="failback",
                     decision="suppress",
-                    reason="fired again during the hold",
+                    reason=f"fired again during the hold ({', '.join(still_firing[:5])} firing)",
                 ),
             )
             return
@@ -308,9 +326,9 @@ class Worker:
             instance=request.instance,
             runner_id=self.config.runner_id,
             started_at=self.clock(),
-            queue_ids=tuple(a.id for a in alerts if a.id is not None),
+            queue_ids=_queue_ids(alerts),
             trigger=request.trigger,
-            inputs=_inputs(view),
+            inputs=health_inputs(view),
         )
         async with self._slots:
             await self.db(self.store.begin_action, record)
@@ -328,22 +346,18 @@ class Worker:
                 )
             duration = time.monotonic() - began
         await self._finish(
-            kind,
             alerts,
             record,
-            result.outcome,
-            result.detail,
-            duration,
-            view,
-            result.target,
-            {
+            result,
+            duration=duration,
+            view=view,
+            details={
                 "action_id": request.action_id,
                 "executor": self.action.name,
                 "external_id": result.external_id,
                 "retry_of": retry_of,
-                **result.details,
             },
-            why,
+            why=why,
         )
 
     async def _follow(
@@ -360,7 +374,7 @@ class Worker:
             instance=alerts[-1].instance,
             runner_id=self.config.runner_id,
             started_at=self.clock(),
-            queue_ids=tuple(a.id for a in alerts if a.id is not None),
+            queue_ids=_queue_ids(alerts),
             external_id=external_id,
             trigger=self._trigger(alerts),
         )
@@ -369,61 +383,53 @@ class Worker:
         result = await self.action.follow(external_id)
         if result is None:
             await self._finish(
-                kind,
                 alerts,
                 record,
-                "failed",
-                f"cannot follow {external_id}",
-                0.0,
-                None,
-                None,
-                {"action_id": record.action_id, "retry_of": retry_of},
-                "resume",
+                ActionResult(outcome="failed", detail=f"cannot follow {external_id}"),
+                details={"action_id": record.action_id, "retry_of": retry_of},
+                why="resume",
             )
             return
         await self._finish(
-            kind,
             alerts,
             record,
-            result.outcome,
-            result.detail,
-            time.monotonic() - began,
-            None,
-            result.target,
-            {"action_id": record.action_id, "followed": external_id, "retry_of": retry_of, **result.details},
-            f"followed {external_id} started before the restart; not launched again",
+            result,
+            duration=time.monotonic() - began,
+            details={"action_id": record.action_id, "followed": external_id, "retry_of": retry_of},
+            why=f"followed {external_id} started before the restart; not launched again",
         )
 
     async def _finish(
         self,
-        kind: ActionKind,
         alerts: list[QueuedAlert],
         record: ActionRecord,
-        outcome: str,
-        detail: str,
-        duration: float,
-        view: HealthView | None,
-        target: str | None,
+        result: ActionResult,
+        *,
         details: dict[str, Any],
         why: str,
+        duration: float = 0.0,
+        view: HealthView | None = None,
     ) -> None:
+        kind = record.kind
         event = self._event(
             kind,
             alerts,
             decision="act",
-            reason="; ".join(part for part in (why, detail) if part),
+            reason="; ".join(part for part in (why, result.detail) if part),
             view=view,
-            outcome=outcome,
-            details=details,
+            outcome=result.outcome,
+            details={**details, **result.details},
         )
-        event = replace(event, target=target, duration_s=round(duration, 3))
+        event = replace(event, target=result.target, duration_s=round(duration, 3))
         stored = await self.db(self.store.finish_action, record.action_id, event)
-        if outcome == "succeeded" and target:
+        if result.outcome == "succeeded" and result.target:
             # The playbook publishes the primary after the action (a failback may leave it where it is);
             # the store keeps hosts, as the playbooks and the planner do, while alerts say `dependency@host`.
-            await self.db(self.store.set_primary, record.dependency, host_of(record.dependency, target))
+            await self.db(self.store.set_primary, record.dependency, host_of(record.dependency, result.target))
+        if result.outcome == "error":
+            log.error("%s of %s could not start: %s", kind, record.dependency, result.detail)
         self._count(stored)
-        self.metrics.actions.labels(kind, outcome).inc()
+        self.metrics.actions.labels(kind, result.outcome).inc()
         self.metrics.action_duration.labels(kind).observe(duration)
 
     # --- helpers -----------------------------------------------------------------------------------
@@ -438,8 +444,7 @@ class Worker:
             )
 
     async def _settle(self, alerts: Sequence[QueuedAlert], event: Event | None) -> None:
-        ids = [a.id for a in alerts if a.id is not None]
-        stored = await self.db(self.store.settle, ids, event)
+        stored = await self.db(self.store.settle, list(_queue_ids(alerts)), event)
         if stored is not None:
             self._count(stored)
 
@@ -447,12 +452,7 @@ class Worker:
         self.metrics.decisions.labels(event.kind, event.outcome).inc()
 
     def _trigger(self, alerts: Sequence[QueuedAlert]) -> dict[str, Any]:
-        newest = alerts[-1]
-        trigger = newest.trigger()
-        trigger["runner_id"] = self.config.runner_id
-        trigger["alerts"] = len(alerts)
-        trigger["fingerprints"] = sorted({a.fingerprint for a in alerts})[:MAX_FINGERPRINTS_IN_EVENT]
-        return trigger
+        return trigger(alerts, self.config.runner_id)
 
     def _event(
         self,
@@ -466,32 +466,22 @@ class Worker:
         outcome: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> Event:
-        newest = alerts[-1]
-        default_outcome = {"alert_ignored": "ignored", "alert_suppressed": "suppressed", "refused": "refused"}
-        return Event(
-            kind=kind,
-            dependency=newest.dependency or "-",
-            instance=newest.instance or None,
-            action=action,
-            time=self.clock(),
-            trigger=self._trigger(alerts),
-            inputs=_inputs(view) if view is not None else {"labels": newest.labels},
+        return decision_event(
+            kind,
+            alerts,
+            runner_id=self.config.runner_id,
+            now=self.clock(),
             decision=decision,
             reason=reason,
-            outcome=outcome or default_outcome.get(kind, kind),
-            details=details or {},
+            action=action,
+            view=view,
+            outcome=outcome,
+            details=details,
         )
 
 
-def _inputs(view: HealthView | None) -> dict[str, Any]:
-    if view is None:
-        return {}
-    return {
-        "health_source": view.source,
-        "failed_instance": view.failed_instance,
-        "candidates": view.candidates,
-        **view.inputs,
-    }
+def _queue_ids(alerts: Sequence[QueuedAlert]) -> tuple[int, ...]:
+    return tuple(queue_id for alert in alerts for queue_id in alert.queue_ids)
 
 
 def _same(dependency: str, primary: str, instance: str) -> bool:

@@ -12,10 +12,11 @@ Every backend implements `Store`. The contract a backend must keep (SQLite now, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from depmirror.errors import DepmirrorError
 from depmirror.store.model import (
     ActionRecord,
     EnqueueResult,
@@ -25,9 +26,27 @@ from depmirror.store.model import (
     RFDecision,
 )
 
+# Builds the event that records alerts refused at intake, one per reason.
+IgnoredEvent = Callable[[Sequence[QueuedAlert], str], Event]
+# Enough identities of one dependency for a decision (its instances times its alert rules), few enough
+# that one dependency's storm never fills a read.
+PENDING_PER_DEPENDENCY = 100
 
-class StoreError(Exception):
-    """The store cannot be opened or used (not bad user input: that is ConfigError)."""
+
+class StoreError(DepmirrorError):
+    """The store cannot be opened or used (not bad user input: that is ConfigError).
+
+    Names the file (or URL), what is wrong and the fix, so the CLI prints it as one line and exits 2.
+    """
+
+    def __init__(self, file: str, problem: str, fix: str = "") -> None:
+        self.file = file
+        self.problem = problem
+        self.fix = fix
+        text = f"{file}: {problem}"
+        if fix:
+            text += f" (fix: {fix})"
+        super().__init__(text)
 
 
 class Store(ABC):
@@ -71,12 +90,17 @@ class Store(ABC):
 
     # --- the runner's durable alert queue ---------------------------------------------------------
     @abstractmethod
-    def enqueue(self, alerts: Sequence[QueuedAlert]) -> EnqueueResult:
-        """Queue alerts not seen before (by fingerprint + startsAt + status); count the rest."""
+    def enqueue(self, alerts: Sequence[QueuedAlert], ignored: IgnoredEvent | None = None) -> EnqueueResult:
+        """Queue alerts not seen before (by fingerprint + startsAt + status); count the rest.
+
+        Alerts with an `ignore_reason` are stored as decided, and `ignored(alerts, reason)` builds the one
+        event per reason that records them, in the same transaction."""
 
     @abstractmethod
-    def pending(self, now: datetime, limit: int = 1000) -> list[QueuedAlert]:
-        """Queued alerts not yet decided whose not_before has passed, oldest first."""
+    def pending(self, now: datetime, per_dependency: int = PENDING_PER_DEPENDENCY) -> list[QueuedAlert]:
+        """Queued alerts not yet decided whose not_before has passed, oldest first, collapsed: one row per
+        alert (dependency, instance, fingerprint), the newest, standing for the older ones (`covered_ids`);
+        at most `per_dependency` alerts of one dependency, so that no backlog hides another's alerts."""
 
     @abstractmethod
     def queue_depth(self) -> int:
@@ -99,16 +123,31 @@ class Store(ABC):
         """Append the action's event, close its journal entry and settle its alerts, atomically."""
 
     @abstractmethod
-    def recover_interrupted(self, runner_id: str, now: datetime) -> list[tuple[ActionRecord, Event]]:
+    def unfinished_actions(self, runner_id: str) -> list[ActionRecord]:
+        """Actions `runner_id` started and never finished, oldest first."""
+
+    @abstractmethod
+    def recover_interrupted(
+        self, runner_id: str, now: datetime, notes: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[tuple[ActionRecord, Event]]:
         """Close every action `runner_id` started and never finished (the process died).
 
-        Appends an `interrupted` event per action and puts its alerts back in the queue with `retry_of`
-        set, so the runner re-evaluates them instead of running them again blindly.
+        Appends an `interrupted` event per action (with `notes[action_id]` in its details: what the
+        orphaned run had done) and puts its alerts back in the queue with `retry_of` set, so the runner
+        re-evaluates them instead of running them again blindly.
         """
 
     @abstractmethod
     def latest_alert(self, dependency: str, instance: str) -> QueuedAlert | None:
         """The most recently received alert for this instance, decided or not."""
+
+    @abstractmethod
+    def firing_alerts(self, dependency: str, instance: str) -> list[str]:
+        """Fingerprints of this instance's alerts whose latest notification says firing."""
+
+    @abstractmethod
+    def applied_plan_stamp(self) -> float | None:
+        """When the applied plan was last recorded (cheap: tells a reader whether to read it again)."""
 
     @abstractmethod
     def alert_transitions(self, fingerprints: Sequence[str], since: datetime) -> int:
@@ -122,6 +161,13 @@ class Store(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise StoreError unless the store answers (readiness)."""
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write could start now (readiness); answers within about a second.
+
+        Says why: the file or its directory is read-only, or another process holds the write lock.
+        """
 
     @abstractmethod
     def close(self) -> None: ...

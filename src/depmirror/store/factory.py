@@ -6,11 +6,14 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from depmirror.errors import ConfigError
 from depmirror.store.base import Store, StoreError
-from depmirror.store.sqlite import SQLiteStore
+from depmirror.store.sqlite import DEFAULT_BUSY_TIMEOUT_S, SQLiteStore
 
 STORE_ENV = "DEPMIRROR_STORE"
 DEFAULT_STORE_PATH = "depmirror.db"
+# How long a command waits for another process's write lock before it says who holds it.
+BUSY_TIMEOUT_ENV = "DEPMIRROR_STORE_BUSY_TIMEOUT"
 
 
 def default_store_url() -> str:
@@ -18,26 +21,39 @@ def default_store_url() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE_PATH
 
 
+def busy_timeout_s() -> float:
+    """$DEPMIRROR_STORE_BUSY_TIMEOUT (seconds) if set, else 30."""
+    value = os.environ.get(BUSY_TIMEOUT_ENV, "")
+    if not value:
+        return DEFAULT_BUSY_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 86400:
+        raise ConfigError("environment", BUSY_TIMEOUT_ENV, f"must be seconds in 0..86400, got {value!r}", "unset it")
+    return seconds
+
+
 def open_store(url_or_path: str | Path | None = None, *, create: bool = True) -> Store:
-    """Open `sqlite:////abs/path`, `sqlite:///rel/path`, `sqlite:rel/path` or a plain path.
+    """Open `sqlite:////abs/path`, `sqlite:///rel/path`, `sqlite:rel/path`, a plain path, or
+    `postgresql://...`, reserved for the shared backend.
 
-    None means default_store_url().
-
-    `postgresql://...` is reserved for the shared backend (several runners or AWX nodes) and is
-    rejected with a StoreError until that backend exists.
+    None means default_store_url(). A store that is missing (unless `create`), empty, corrupt, truncated,
+    read-only or locked longer than busy_timeout_s() raises StoreError naming the file and the fix.
     """
     target = str(url_or_path) if url_or_path is not None else default_store_url()
     if "://" not in target and not target.startswith("sqlite:"):
-        return SQLiteStore(target, create=create)
+        return SQLiteStore(target, create=create, busy_timeout_s=busy_timeout_s())
     parsed = urlparse(target)
     if parsed.scheme == "sqlite":
         # SQLAlchemy's spelling: sqlite:///rel/path, sqlite:////abs/path; also sqlite:rel/path.
         path = target.removeprefix("sqlite:///") if target.startswith("sqlite:///") else parsed.path
         if target.startswith("sqlite://") and not target.startswith("sqlite:///"):
-            raise StoreError(f"{target}: a host is not allowed in a sqlite URL (write sqlite:////abs/path)")
+            raise StoreError(target, "a host is not allowed in a sqlite URL", "write sqlite:////abs/path")
         if not path:
-            raise StoreError(f"{target}: no path in the sqlite URL (write sqlite:////abs/path/depmirror.db)")
-        return SQLiteStore(path, create=create)
+            raise StoreError(target, "no path in the sqlite URL", "write sqlite:////abs/path/depmirror.db")
+        return SQLiteStore(path, create=create, busy_timeout_s=busy_timeout_s())
     if parsed.scheme in ("postgres", "postgresql"):
-        raise StoreError(f"{parsed.scheme}:// stores are not implemented yet; use sqlite:///PATH")
-    raise StoreError(f"{target}: unknown store scheme {parsed.scheme!r} (use sqlite:///PATH or a path)")
+        raise StoreError(target, f"{parsed.scheme}:// stores are not implemented yet", "use sqlite:///PATH")
+    raise StoreError(target, f"unknown store scheme {parsed.scheme!r}", "use sqlite:///PATH or a path")

@@ -125,6 +125,17 @@ class QueuedAlert:
     retry_of: str | None = None
     attempts: int = 0
     id: int | None = None
+    # Set at intake when the labels do not name a known dependency and instance: stored as done, never acted on.
+    ignore_reason: str | None = None
+    # Earlier pending notifications of the same alert that this one, the newest, stands for when read.
+    covered_ids: tuple[int, ...] = ()
+
+    @property
+    def queue_ids(self) -> tuple[int, ...]:
+        """The queue rows that settle with this alert."""
+        if self.covered_ids:
+            return self.covered_ids
+        return () if self.id is None else (self.id,)
 
     def trigger(self) -> dict[str, Any]:
         return {

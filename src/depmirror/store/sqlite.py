@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from depmirror.store.base import Store, StoreError
+from depmirror.store.base import PENDING_PER_DEPENDENCY, IgnoredEvent, Store, StoreError
 from depmirror.store.model import (
     EVENT_KINDS,
     ActionRecord,
@@ -22,10 +23,13 @@ from depmirror.store.model import (
     QueuedAlert,
     RFDecision,
 )
+from depmirror.store.sqlite_failures import explain, refuse_unopenable, refuse_unwritable
 from depmirror.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
 
 # Long enough to ride out another process's fsync-heavy burst, short enough that a wedged writer shows.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+# check_writable (readiness) waits this long for the write lock, so that /readyz answers within a second.
+WRITABLE_CHECK_TIMEOUT_S = 0.5
 
 # Connections of one process to one file take turns here rather than in SQLite's busy handler, which
 # sleeps in steps of up to 100 ms: the runner's webhook and worker share a file and the 202 must stay fast.
@@ -42,6 +46,10 @@ def _file_lock(path: Path) -> threading.Lock:
 _EVENT_COLUMNS = (
     "id, ts, kind, dependency, instance, target, action, decision, reason, outcome, duration_s, "
     "trigger, inputs, details"
+)
+_PENDING_COLUMNS = (
+    "q.id, q.fingerprint, q.starts_at, q.status, q.dependency, q.instance, q.labels, q.annotations,"
+    " q.group_key, q.received_ts, q.not_before_ts"
 )
 _ALERT_COLUMNS = (
     "id, fingerprint, starts_at, status, dependency, instance, labels, annotations, group_key, "
@@ -82,6 +90,21 @@ def _event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
+def _action_from_row(row: sqlite3.Row) -> ActionRecord:
+    return ActionRecord(
+        action_id=row["action_id"],
+        kind=row["kind"],
+        dependency=row["dependency"],
+        instance=row["instance"],
+        runner_id=row["runner_id"],
+        started_at=_dt(row["started_ts"]),
+        queue_ids=tuple(json.loads(row["queue_ids"])),
+        external_id=row["external_id"],
+        trigger=json.loads(row["trigger"]),
+        inputs=json.loads(row["inputs"]),
+    )
+
+
 def _alert_from_row(row: sqlite3.Row) -> QueuedAlert:
     return QueuedAlert(
         id=row["id"],
@@ -108,30 +131,40 @@ class SQLiteStore(Store):
     ):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path.resolve()}"
-        if not create and not self.path.exists():
-            raise StoreError(f"{self.path}: no store here")
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
+        # A broken store must fail before SQLite writes anything: an empty file would become a new store.
+        refuse_unopenable(self.path, create=create)
         self._lock = threading.Lock()
         self._file_lock = _file_lock(self.path)
         try:
-            self._db = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db = self._connect(create=create)
+        except sqlite3.Error as error:
+            raise explain(self.path, error, busy_timeout_s=busy_timeout_s) from error
+
+    def _connect(self, *, create: bool) -> sqlite3.Connection:
+        uri = _uri(self.path, create=create)
+        db = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            # Read before anything writes: a corrupt or truncated file fails here, left as it was.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode != "wal":
-                raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode is {mode})")
+                raise StoreError(
+                    str(self.path),
+                    f"cannot switch to WAL (journal_mode is {mode})",
+                    "put the store on a local file system (WAL needs shared memory beside the file)",
+                )
             # FULL: the WAL is fsynced at every commit, so a returned append survives power loss.
-            self._db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA synchronous = FULL")
             # One IMMEDIATE transaction: processes opening a new file at once must not race on the DDL.
             with self._lock:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-                )
-        except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.path}: {error}") from error
+                db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        except BaseException:
+            db.close()  # removes the -wal and -shm files this connection created
+            raise
+        return db
 
     # --- transactions ----------------------------------------------------------------------------
     @contextmanager
@@ -265,15 +298,16 @@ class SQLiteStore(Store):
         return [RFDecision(dependency=r[0], rf=r[1], time=_dt(r[2])) for r in rows]
 
     # --- queue -------------------------------------------------------------------------------------
-    def enqueue(self, alerts: Sequence[QueuedAlert]) -> EnqueueResult:
+    def enqueue(self, alerts: Sequence[QueuedAlert], ignored: IgnoredEvent | None = None) -> EnqueueResult:
         queued = 0
+        refused: dict[str, list[QueuedAlert]] = {}
         with self._write() as db:
             for alert in alerts:
                 not_before = alert.not_before or alert.received_at
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO alert_queue (fingerprint, starts_at, status, dependency, instance,"
-                    " labels, annotations, group_key, received_ts, not_before_ts)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " labels, annotations, group_key, received_ts, not_before_ts, state)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         alert.fingerprint,
                         alert.starts_at,
@@ -285,19 +319,34 @@ class SQLiteStore(Store):
                         alert.group_key,
                         _ts(alert.received_at),
                         _ts(not_before),
+                        "pending" if alert.ignore_reason is None else "done",
                     ),
                 )
                 queued += cursor.rowcount
+                if cursor.rowcount and alert.ignore_reason is not None:
+                    refused.setdefault(alert.ignore_reason, []).append(replace(alert, id=cursor.lastrowid))
+            if ignored is not None:
+                for reason, group in refused.items():
+                    self._insert_event(db, ignored(group, reason))
         return EnqueueResult(queued=queued, duplicates=len(alerts) - queued)
 
-    def pending(self, now: datetime, limit: int = 1000) -> list[QueuedAlert]:
+    def pending(self, now: datetime, per_dependency: int = PENDING_PER_DEPENDENCY) -> list[QueuedAlert]:
         with self._read() as db:
             rows = db.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alert_queue WHERE state = 'pending' AND not_before_ts <= ?"
-                " ORDER BY id LIMIT ?",
-                (_ts(now), limit),
+                "WITH due AS ("
+                " SELECT max(id) AS id, group_concat(id) AS ids, max(retry_of) AS retry_of,"
+                " max(attempts) AS attempts, dependency FROM alert_queue"
+                " WHERE state = 'pending' AND not_before_ts <= ? GROUP BY dependency, instance, fingerprint"
+                "), ranked AS ("
+                " SELECT due.*, row_number() OVER (PARTITION BY dependency ORDER BY id DESC) AS rank FROM due"
+                f") SELECT {_PENDING_COLUMNS}, r.ids, r.retry_of, r.attempts"
+                " FROM ranked r JOIN alert_queue q ON q.id = r.id WHERE r.rank <= ? ORDER BY q.id",
+                (_ts(now), per_dependency),
             ).fetchall()
-        return [_alert_from_row(row) for row in rows]
+        return [
+            replace(_alert_from_row(row), covered_ids=tuple(sorted(int(i) for i in row["ids"].split(","))))
+            for row in rows
+        ]
 
     def queue_depth(self) -> int:
         with self._read() as db:
@@ -344,26 +393,26 @@ class SQLiteStore(Store):
             db.execute("UPDATE alert_queue SET state = 'done' WHERE action_id = ?", (action_id,))
             return stored
 
-    def recover_interrupted(self, runner_id: str, now: datetime) -> list[tuple[ActionRecord, Event]]:
+    def unfinished_actions(self, runner_id: str) -> list[ActionRecord]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM actions WHERE runner_id = ? AND finished_ts IS NULL ORDER BY started_ts",
+                (runner_id,),
+            ).fetchall()
+        return [_action_from_row(row) for row in rows]
+
+    def recover_interrupted(
+        self, runner_id: str, now: datetime, notes: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[tuple[ActionRecord, Event]]:
         recovered: list[tuple[ActionRecord, Event]] = []
+        notes = notes or {}
         with self._write() as db:
             rows = db.execute(
                 "SELECT * FROM actions WHERE runner_id = ? AND finished_ts IS NULL ORDER BY started_ts",
                 (runner_id,),
             ).fetchall()
             for row in rows:
-                record = ActionRecord(
-                    action_id=row["action_id"],
-                    kind=row["kind"],
-                    dependency=row["dependency"],
-                    instance=row["instance"],
-                    runner_id=row["runner_id"],
-                    started_at=_dt(row["started_ts"]),
-                    queue_ids=tuple(json.loads(row["queue_ids"])),
-                    external_id=row["external_id"],
-                    trigger=json.loads(row["trigger"]),
-                    inputs=json.loads(row["inputs"]),
-                )
+                record = _action_from_row(row)
                 event = self._insert_event(
                     db,
                     Event(
@@ -378,7 +427,11 @@ class SQLiteStore(Store):
                         reason=f"runner {runner_id} stopped while the {record.kind} was running",
                         outcome="interrupted",
                         duration_s=max(0.0, _ts(now) - _ts(record.started_at)),
-                        details={"action_id": record.action_id, "external_id": record.external_id},
+                        details={
+                            "action_id": record.action_id,
+                            "external_id": record.external_id,
+                            **notes.get(record.action_id, {}),
+                        },
                     ),
                 )
                 db.execute(
@@ -400,6 +453,21 @@ class SQLiteStore(Store):
                 (dependency, instance),
             ).fetchone()
         return None if row is None else _alert_from_row(row)
+
+    def firing_alerts(self, dependency: str, instance: str) -> list[str]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT q.fingerprint FROM alert_queue q JOIN (SELECT max(id) AS id FROM alert_queue"
+                " WHERE dependency = ? AND instance = ? GROUP BY fingerprint) latest ON q.id = latest.id"
+                " WHERE q.status = 'firing' ORDER BY q.fingerprint",
+                (dependency, instance),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def applied_plan_stamp(self) -> float | None:
+        with self._read() as db:
+            row = db.execute("SELECT ts FROM applied_plan WHERE id = 1").fetchone()
+        return None if row is None else float(row[0])
 
     def alert_transitions(self, fingerprints: Sequence[str], since: datetime) -> int:
         if not fingerprints:
@@ -426,7 +494,24 @@ class SQLiteStore(Store):
             with self._read() as db:
                 db.execute("SELECT 1 FROM events LIMIT 1").fetchall()
         except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: {error}") from error
+            raise explain(self.path, error, busy_timeout_s=self._busy_timeout_s) from error
+
+    def check_writable(self) -> None:
+        refuse_unwritable(self.path)
+        # A connection of its own, so the answer never waits behind this store's lock; SQLite keeps this
+        # process's locks on the file intact when it closes.
+        try:
+            probe = sqlite3.connect(_uri(self.path, create=False), uri=True, timeout=0, isolation_level=None)
+        except sqlite3.Error as error:
+            raise explain(self.path, error, busy_timeout_s=WRITABLE_CHECK_TIMEOUT_S) from error
+        try:
+            probe.execute(f"PRAGMA busy_timeout = {int(WRITABLE_CHECK_TIMEOUT_S * 1000)}")
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            raise explain(self.path, error, busy_timeout_s=WRITABLE_CHECK_TIMEOUT_S) from error
+        finally:
+            probe.close()
 
     def integrity_check(self) -> str:
         with self._read() as db:
@@ -439,3 +524,8 @@ class SQLiteStore(Store):
 
 def _replace_id(event: Event, new_id: int | None) -> Event:
     return replace(event, id=new_id)
+
+
+def _uri(path: Path, *, create: bool) -> str:
+    # mode=rw: a file removed since refuse_unopenable looked is an error, not a new empty store.
+    return f"file:{quote(str(path))}?mode={'rwc' if create else 'rw'}"

@@ -22,6 +22,9 @@ from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.worker import StoreCaller, Worker
 from depmirror.store import open_store
 
+# The instances the runner's alerts may name: payments on three hosts, cache on two.
+KNOWN_INSTANCES = {"payments": ["payments-a", "payments-b", "payments-c"], "cache": ["cache-a", "cache-b"]}
+
 
 class Harness:
     def __init__(self, config: RunnerConfig, action: Any, health: Any) -> None:
@@ -34,7 +37,10 @@ class Harness:
 
     async def client(self) -> TestClient[Any, Any]:
         # A fresh app per client: each test step may run in its own event loop.
-        self.app = build_app(self.config, self.db, self.metrics, self.worker.wake.set, lambda: True)
+        problems = getattr(self.action, "problems", None)
+        self.app = build_app(
+            self.config, self.db, self.metrics, self.worker.wake.set, lambda: True, action_problems=problems
+        )
         client: TestClient[Any, Any] = TestClient(TestServer(self.app))
         await client.start_server()
         return client
@@ -66,7 +72,7 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
             "listen": {"host": "127.0.0.1", "port": free_port()},
             "auth": {"type": "bearer", "token_env": "DEPMIRROR_TEST_TOKEN"},
             "store": f"history-{next(counter)}.db",
-            "dependencies": ["payments", "cache"],
+            "dependencies": KNOWN_INSTANCES,
             "mode": "shadow",
             "policy": {"on_unknown_health": "delegate", "cooldown_seconds": 300},
         }

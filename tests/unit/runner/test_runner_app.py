@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.webhook import alert, notification
+from tests.fakes.webhook import TOKEN, alert, notification
 
 from depmirror.store import EventFilter
 
@@ -61,15 +61,15 @@ def test_wrong_or_missing_credentials_get_401_and_queue_nothing(harness: Any) ->
 
 
 def test_basic_auth(harness: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("DEPMIRROR_TEST_PASSWORD", "pässword")
+    monkeypatch.setenv("DEPMIRROR_TEST_PASSWORD", "pässword-long-enough-01")
     h = harness(auth={"type": "basic", "username": "am", "password_env": "DEPMIRROR_TEST_PASSWORD"})
 
     async def scenario() -> None:
         client = await h.client()
         try:
             body = json.dumps(notification(alert()))
-            good = base64.b64encode("am:pässword".encode()).decode()
-            bad = base64.b64encode(b"am:password").decode()
+            good = base64.b64encode("am:pässword-long-enough-01".encode()).decode()
+            bad = base64.b64encode(b"am:password-long-enough-01").decode()
             assert (
                 await client.post("/alertmanager", data=body, headers={"Authorization": f"Basic {bad}"})
             ).status == 401
@@ -156,7 +156,7 @@ def test_unknown_dependency_is_recorded_and_ignored(harness: Any) -> None:
             api = await client.get(
                 "/api/v1/events",
                 params={"kind": "alert_ignored"},
-                headers={"Authorization": "Bearer t0ken-for-tests"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
             )
             assert len((await api.json())["events"]) == 2
         finally:
@@ -177,7 +177,7 @@ def test_health_ready_metrics_and_events_api_errors(harness: Any) -> None:
             metrics = await (await client.get("/metrics")).text()
             assert 'depmirror_runner_alerts_received_total{status="firing"} 1.0' in metrics
             assert "depmirror_runner_queue_depth 1.0" in metrics
-            headers = {"Authorization": "Bearer t0ken-for-tests"}
+            headers = {"Authorization": f"Bearer {TOKEN}"}
             bad = await client.get("/api/v1/events", params={"since": "last tuesday"}, headers=headers)
             assert bad.status == 400 and "since" in (await bad.json())["error"]
             assert (await client.get("/api/v1/events", params={"limit": "x"}, headers=headers)).status == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from aiohttp.test_utils import TestServer
@@ -62,7 +63,7 @@ def test_launch_polls_until_the_job_finishes() -> None:
     assert fake.jobs[102].extra_vars["depmirror_recovered_instance"] == "payments-a"
 
 
-def test_refused_launch_is_a_failed_action_not_a_crash() -> None:
+def test_refused_token_is_an_action_that_could_not_start_not_a_crash() -> None:
     fake = FakeAwx(token="awx-token")
 
     async def started(job: str) -> None:
@@ -72,8 +73,39 @@ def test_refused_launch_is_a_failed_action_not_a_crash() -> None:
         return await action.run(_request(), started)
 
     result = asyncio.run(_with_awx(fake, "wrong-token", body))
-    assert result.outcome == "failed" and "HTTP 401" in result.detail
+    # It never started, so it changed nothing: an error, which starts no cooldown.
+    assert result.outcome == "error" and "HTTP 401" in result.detail
     assert fake.launches == 0
+
+
+def test_awx_that_templates_launch_time_extra_vars_gets_no_launch() -> None:
+    fake = FakeAwx(token="awx-token", allow_jinja_in_extra_vars="always")
+
+    async def body(action: AwxAction) -> Any:
+        return await action.run(_request(), _noop), await action.problems()
+
+    result, problems = asyncio.run(_with_awx(fake, "awx-token", body))
+    assert result.outcome == "error" and "ALLOW_JINJA_IN_EXTRA_VARS is 'always'" in result.detail
+    assert fake.launches == 0
+    assert problems and "template" in problems[0]
+
+
+def test_awx_setting_that_cannot_be_read_blocks_launch_unless_checked_by_hand() -> None:
+    fake = FakeAwx(token="awx-token", can_read_settings=False)
+
+    async def refused(action: AwxAction) -> Any:
+        return await action.run(_request(), _noop)
+
+    result = asyncio.run(_with_awx(fake, "awx-token", refused))
+    assert result.outcome == "error" and "HTTP 403" in result.detail and "System Auditor" in result.detail
+    assert fake.launches == 0
+
+    async def trusted(action: AwxAction) -> Any:
+        action.config = replace(action.config, verify_jinja_setting=False)
+        return await action.run(_request(), _noop)
+
+    assert asyncio.run(_with_awx(fake, "awx-token", trusted)).outcome == "succeeded"
+    assert fake.launches == 1
 
 
 def test_follow_waits_for_a_job_started_before_a_restart() -> None:
