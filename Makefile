@@ -18,7 +18,7 @@ demo-down: setup
 	rm -rf .demo
 
 lint: setup
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench lab/src
 	$(BIN)/mypy
 	$(BIN)/ansible-lint
 	bash scripts/sanity.sh

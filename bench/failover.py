@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from depmirror import lab
-from depmirror.lab import failover, watch
+import depmirror_lab as lab
+from depmirror_lab import failover, watch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "failover.json"
@@ -79,7 +79,7 @@ def main() -> int:
                     graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT,
                     cooldown_s=3.0, flap_max_transitions=10_000,
                 ))
-                from depmirror.graph_file import load_graph
+                from depmirror.graph.load import load_graph
 
                 graph = load_graph(fleet.graph)
                 failover.wait_healthy(watched, timeout_s=120)

@@ -33,10 +33,10 @@ from typing import Any
 import yaml
 from ansible.release import __version__ as ANSIBLE_CORE
 
-from depmirror.gc_pause import paused_gc
-from depmirror.graph_file import _load_yaml, parse_graph
-from depmirror.inventory import build_inventory, inventory_document
-from depmirror.plan import compute_plan
+from depmirror.graph.load import _load_yaml, parse_graph
+from depmirror.planner.gc_pause import paused_gc
+from depmirror.planner.plan import compute_plan
+from depmirror.views.inventory import build_inventory, inventory_document
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import best_of, machine, synthetic_graph

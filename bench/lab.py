@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from depmirror import lab
+import depmirror_lab as lab
 
 WARM_RUNS = 3
 RESULTS = Path(__file__).parent / "results" / "lab.json"

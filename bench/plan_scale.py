@@ -25,9 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from depmirror.graph_file import parse_graph
-from depmirror.model import Graph
-from depmirror.plan import compute_plan
+from depmirror.graph.load import parse_graph
+from depmirror.graph.model import Graph
+from depmirror.planner.plan import compute_plan
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import best_of, machine, synthetic_graph

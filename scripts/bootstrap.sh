@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nginx-light libnginx-mod-stream redis-server
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   graphviz shellcheck
+  postgresql-15
 )
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -25,7 +26,7 @@ install_debian_packages() {
     return 0
   fi
   echo "bootstrap: installing Debian packages: ${missing[*]}"
-  # Debian's postinst scripts would start nginx, redis and prometheus on 0.0.0.0; depmirror starts its own
+  # Debian's postinst scripts would start nginx, redis, prometheus and postgresql; depmirror starts its own
   # instances on chosen addresses, so keep the packaged services stopped while installing.
   local guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -40,12 +41,14 @@ install_debian_packages() {
 
 install_venv() {
   local stamp="$VENV/.depmirror-stamp" want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  want=$(cat pyproject.toml lab/pyproject.toml | sha256sum | cut -d' ' -f1)
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
   "$VENV/bin/pip" install -q -e '.[test]' 2>&1 | grep -v 'is ignored' || true
-  "$VENV/bin/python" -c 'import depmirror, ansible, pytest' # fail loudly if the install did not work
+  # The lab: a development extra of its own (lab/pyproject.toml), never part of depmirror's wheel.
+  "$VENV/bin/pip" install -q --no-deps -e lab/ 2>&1 | grep -v 'is ignored' || true
+  "$VENV/bin/python" -c 'import depmirror, depmirror_lab, ansible, pytest' # fail loudly if the install did not work
   echo "$want" > "$stamp"
 }
 

@@ -41,7 +41,7 @@ echo "adjust took $(( ($(date +%s%N) - start) / 1000000 )) ms"
 step "Traffic through lb1 (198.18.0.2) reaches every dependency"
 "$BIN/python" - "$GRAPH" <<'PY'
 import socket, sys, urllib.request
-from depmirror.graph_file import load_graph
+from depmirror.graph.load import load_graph
 for dep in load_graph(sys.argv[1]).dependencies.values():
     if dep.kind == "http":
         with urllib.request.urlopen(f"http://198.18.0.2:{dep.port}/", timeout=5) as r:

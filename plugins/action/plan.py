@@ -8,7 +8,7 @@ import os
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.inventory import plan_for_playbook
+    from depmirror.views.inventory import plan_for_playbook
 except ImportError:
     pass  # LibraryAction reports the missing library
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.applied import record_applied_plan
+    from depmirror.fleet.applied import record_applied_plan
 except ImportError:
     pass  # LibraryAction reports the missing library
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.rollback_flow import record_routing
+    from depmirror.rollback.flow import record_routing
 except ImportError:
     pass  # LibraryAction reports the missing library
 

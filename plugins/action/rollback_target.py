@@ -8,8 +8,8 @@ import os
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.rollback import RollbackRefused
-    from depmirror.rollback_flow import FailbackRefused, Request, decide_failback, decide_rollback, offsets_of
+    from depmirror.rollback.decide import RollbackRefused
+    from depmirror.rollback.flow import FailbackRefused, Request, decide_failback, decide_rollback, offsets_of
 except ImportError:
     pass  # LibraryAction reports the missing library
 

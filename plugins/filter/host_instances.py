@@ -54,7 +54,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from depmirror.deploy import decommissions_for_host, instances_for_host
+    from depmirror.views.host_instances import decommissions_for_host, instances_for_host
 except ImportError as _import_error:
     DEPMIRROR_IMPORT_ERROR = _import_error
 else:

@@ -61,7 +61,7 @@ from ansible.errors import AnsibleFilterError
 
 try:
     from depmirror.errors import DepmirrorError
-    from depmirror.graph_file import load_graph
+    from depmirror.graph.load import load_graph
     from depmirror.health.rules import monitoring_config as _monitoring_config
 except ImportError as _import_error:
     DEPMIRROR_IMPORT_ERROR = _import_error

@@ -57,7 +57,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from depmirror.routing import RoutingError, build_upstreams
+    from depmirror.views.upstreams import RoutingError, build_upstreams
 except ImportError as _import_error:
     DEPMIRROR_IMPORT_ERROR = _import_error
 else:

@@ -2,7 +2,7 @@
 -> `depmirror serve` -> fast-path switchover on nginx -> one event in the history.
 
 One fleet for the module (the example graph, health.samples 1), the watchers started by
-`depmirror.lab.watch` as `make demo` starts them. Each test faults the current primary with a client loop
+`depmirror_lab.watch` as `make demo` starts them. Each test faults the current primary with a client loop
 running through the LB, checks what a user checks, then repairs and fails back for the next test.
 """
 
@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
 import redis
+from depmirror_lab import failover, watch
 from tests.integration.ansible_run import ROOT, playbook
 from tests.integration.health_services import ALERTMANAGER, BLACKBOX, PROMETHEUS, need
 from tests.integration.rollback_fleet import environment_has_lab
 
-from depmirror import lab
-from depmirror.graph_file import load_graph
-from depmirror.lab import failover, watch
-from depmirror.model import Graph
+from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.store import EventFilter, open_store
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]

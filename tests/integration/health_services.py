@@ -24,8 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from depmirror.lab.watch import BLACKBOX_MODULES
+from depmirror_lab.watch import BLACKBOX_MODULES
 
 PROMETHEUS = "/usr/bin/prometheus"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import yaml
+from depmirror_lab import failover
 from tests.integration.ansible_run import ROOT, PlaybookRun, playbook
 from tests.integration.health_services import Processes, processes, start_blackbox, start_prometheus, wait_until
 
-from depmirror import lab
-from depmirror.graph_file import load_graph
+from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.health.evaluate import fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
-from depmirror.lab import failover
-from depmirror.model import Graph
 from depmirror.store import EventFilter, open_store
 
 GRAPH = ROOT / "inventories" / "example" / "graph.yml"
@@ -154,7 +154,7 @@ class Resp:
         self.stream = self.sock.makefile("rb")
 
     def call(self, *args: str) -> Any:
-        from depmirror.traffic import _read_reply
+        from depmirror.rollback.traffic import _read_reply
 
         payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         self.sock.sendall(payload.encode())

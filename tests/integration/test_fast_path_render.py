@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from tests.integration.ansible_run import ROOT, playbook
 
-from depmirror.fastpath.nginx import NginxOptions, render_release
-from depmirror.graph_file import load_graph
-from depmirror.plan import compute_plan
+from depmirror.graph.load import load_graph
+from depmirror.planner.plan import compute_plan
+from depmirror.rollback.nginx import NginxOptions, render_release
 
 TEMPLATES = ROOT / "roles" / "nginx_upstream" / "templates"
 

@@ -27,15 +27,15 @@ from tests.integration.health_services import (
     wait_until,
 )
 
-from depmirror.cli import main
-from depmirror.graph_file import load_graph
+from depmirror.cli.main import main
+from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.health import collect_snapshot
 from depmirror.health.checker import PrometheusHealthChecker
 from depmirror.health.evaluate import HealthReport, Verdict, fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
 from depmirror.health.spec import HealthSpec
-from depmirror.model import Graph
 
 pytestmark = pytest.mark.services
 

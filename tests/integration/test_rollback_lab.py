@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
 import yaml
 from tests.fakes.hostile import PAYLOADS, Canaries, fits_fingerprint
@@ -30,7 +31,6 @@ from tests.integration.rollback_fleet import (
     nginx_files,
 )
 
-from depmirror import lab
 from depmirror.runner.actions import ActionRequest
 from depmirror.runner.ansible_action import AnsibleRunnerAction
 from depmirror.runner.config import ActionConfig

@@ -37,7 +37,7 @@ import yaml
 from tests.fakes.hostile import LOOKALIKES, PAYLOADS, URL_SAFE, Canaries, fits_fingerprint
 from tests.fakes.webhook import free_port
 
-from depmirror.rollback_flow import host_of
+from depmirror.rollback.flow import host_of
 from depmirror.store import Event, EventFilter, open_store
 
 VENV_BIN = Path(sys.executable).parent

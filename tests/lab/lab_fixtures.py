@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
-
-from depmirror import lab
 
 ANSIBLE = Path(sys.executable).parent / "ansible"
 

@@ -7,10 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
-
-from depmirror import lab
-from depmirror.lab import daemons
+from depmirror_lab import daemons
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 

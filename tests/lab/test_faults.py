@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
-
-from depmirror import lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 

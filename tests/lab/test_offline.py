@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import depmirror_lab as lab
 import pytest
 import yaml
-
-from depmirror import lab
-from depmirror.lab import daemons, inventory
-from depmirror.lab.image import context_digest, debian_mirror
+from depmirror_lab import daemons, inventory
+from depmirror_lab.image import context_digest, debian_mirror
 
 
 def test_targets_name_a_host_a_zone_its_group_or_all() -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import depmirror_lab as lab
 import pytest
-
-from depmirror import lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
@@ -59,7 +58,7 @@ def test_packages_the_roles_need_are_installed_and_offline(
 
 
 def test_up_again_changes_nothing(lab_up: lab.LabPaths) -> None:
-    from depmirror.lab import containers
+    from depmirror_lab import containers
 
     before = containers.container_ids(lab_up)
 

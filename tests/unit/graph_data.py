@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from depmirror.graph_file import parse_graph
-from depmirror.model import Graph
+from depmirror.graph.load import parse_graph
+from depmirror.graph.model import Graph
 
 HTTP_COMMAND = "python3 -m http.server {port}"
 

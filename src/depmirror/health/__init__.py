@@ -1,6 +1,6 @@
 """Health from Prometheus: PromQL per instance, a score 0..1, a multi-sample verdict, zone and system health.
 
-Nothing is imported at module level so that `depmirror.model` may import `depmirror.health.spec` without a
+Nothing is imported at module level so that `depmirror.graph.model` may import `depmirror.health.spec` without a
 cycle, and so that importing the package does not load the HTTP client. Read docs/health.md for the
 formula, the verdict rules and what `unknown` means.
 """
@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from depmirror.graph.model import Graph
     from depmirror.health.queries import InstanceRef
-    from depmirror.model import Graph
-    from depmirror.state import HealthSnapshot
+    from depmirror.planner.state import HealthSnapshot
 
 
 def collect_snapshot(

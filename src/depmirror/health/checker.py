@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from depmirror.errors import ConfigError
-from depmirror.graph_file import load_graph
+from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.health.evaluate import Verdict, fetch_health
 from depmirror.health.queries import parse_duration
-from depmirror.model import Graph
 from depmirror.runner.health import HealthView
 from depmirror.runner.health import Verdict as RunnerVerdict
 

@@ -12,13 +12,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from depmirror.graph.model import Graph
 from depmirror.health.client import PrometheusSource, PrometheusUnavailable
 from depmirror.health.queries import BLACKBOX_JOB, DependencyQueries, InstanceRef, queries_for
 from depmirror.health.score import Decision, Sample, State, decide, scored
 from depmirror.health.spec import HealthSpec
 from depmirror.health.system import aggregate, snapshot
-from depmirror.model import Graph
-from depmirror.state import HealthSnapshot, instance_key
+from depmirror.planner.state import HealthSnapshot, instance_key
 
 DEFAULT_INTERVAL = 5.0
 # A sample older than this many intervals is stale: Prometheus still returns it for 5 minutes.

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from string import Template
 
+from depmirror.graph.model import VM, Dependency
 from depmirror.health.spec import HealthSpec
-from depmirror.model import VM, Dependency
 
 BLACKBOX_JOB = "depmirror-blackbox"
 # Blackbox exporter modules from Debian's /etc/prometheus/blackbox.yml (also the exporter's defaults).

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from depmirror.errors import ConfigError
+from depmirror.graph.model import Graph, Slo
 from depmirror.health.queries import (
     BLACKBOX_JOB,
     DependencyQueries,
@@ -22,8 +23,7 @@ from depmirror.health.queries import (
     queries_for,
 )
 from depmirror.health.spec import HealthSpec
-from depmirror.model import Graph, Slo
-from depmirror.state import instance_key
+from depmirror.planner.state import instance_key
 
 ROLES = ("primary", "mirror", "standby")
 # What the runner does with an alert: only a primary that is down rolls back.

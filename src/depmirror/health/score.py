@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from depmirror.model import Slo
+from depmirror.graph.model import Slo
 
 State = Literal["healthy", "degraded", "failing", "unknown"]
 STATES: tuple[State, ...] = ("healthy", "degraded", "failing", "unknown")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from statistics import fmean
 
-from depmirror.model import Graph
-from depmirror.state import HealthSnapshot
+from depmirror.graph.model import Graph
+from depmirror.planner.state import HealthSnapshot
 
 
 def mean_known(scores: Iterable[float | None]) -> float | None:

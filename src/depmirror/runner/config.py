@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from depmirror.errors import ConfigError
-from depmirror.fastpath.nginx import NginxOptions
-from depmirror.fastpath.remote import SshOptions
-from depmirror.fastpath.switchover import FastPathConfig
+from depmirror.rollback.nginx import NginxOptions
+from depmirror.rollback.remote import SshOptions
+from depmirror.rollback.switchover import FastPathConfig
 from depmirror.runner.dependencies import load_placed_instances, merge_placed
 from depmirror.runner.secrets import MIN_SECRET_BYTES
 from depmirror.store.factory import default_store_url

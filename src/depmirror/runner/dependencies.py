@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from depmirror.errors import ConfigError
-from depmirror.graph_file import load_graph
-from depmirror.plan import compute_plan
+from depmirror.graph.load import load_graph
+from depmirror.planner.plan import compute_plan
 
 
 def load_placed_instances(graph_path: Path, config_file: str) -> dict[str, frozenset[str]]:

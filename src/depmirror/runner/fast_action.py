@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from depmirror.fastpath.switchover import FastPath, FastPathFailed, FastPathUnavailable, Switch
-from depmirror.rollback import RollbackRefused
+from depmirror.rollback.decide import RollbackRefused
+from depmirror.rollback.switchover import FastPath, FastPathFailed, FastPathUnavailable, Switch
 from depmirror.runner.actions import Action, ActionRequest, ActionResult, Started
 
 log = logging.getLogger("depmirror.runner")

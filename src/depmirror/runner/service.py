@@ -10,7 +10,7 @@ import ssl
 
 from aiohttp import web
 
-from depmirror.fastpath.switchover import FastPath
+from depmirror.rollback.switchover import FastPath
 from depmirror.runner.actions import Action
 from depmirror.runner.ansible_action import AnsibleRunnerAction
 from depmirror.runner.app import build_app

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from depmirror.rollback_flow import host_of
+from depmirror.rollback.flow import host_of
 from depmirror.runner import orphans, policy
 from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionResult
 from depmirror.runner.config import RunnerConfig

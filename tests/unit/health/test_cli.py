@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from depmirror.cli import main
+from depmirror.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = str(ROOT / "inventories" / "example" / "graph.yml")

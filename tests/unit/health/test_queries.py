@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from depmirror.graph.model import VM, Dependency, DeploySpec
 from depmirror.health.queries import (
     format_duration,
     parse_duration,
@@ -10,7 +11,6 @@ from depmirror.health.queries import (
     queries_for,
 )
 from depmirror.health.spec import HealthSpec
-from depmirror.model import VM, Dependency, DeploySpec
 
 VM_A1 = VM("vm-a1", "198.18.0.11", "zone-a")
 API = Dependency("payments-api", tier=0, kind="http", port=8082, deploy=DeploySpec("run {port}", "/health"))

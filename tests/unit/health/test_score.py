@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from depmirror.graph.model import Slo
 from depmirror.health.score import Sample, decide, score, scored
-from depmirror.model import Slo
 
 SLO = Slo(latency_ms=200, error_ratio=0.01)
 

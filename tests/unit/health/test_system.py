@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from depmirror.graph.model import VM, Graph, Policy, Zone
 from depmirror.health.system import aggregate, mean_known, snapshot
-from depmirror.model import VM, Graph, Policy, Zone
 
 
 def graph() -> Graph:

@@ -1,0 +1,51 @@
+"""The `depmirror` command: one entry point, one module per group of subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from depmirror import __version__
+from depmirror.errors import DepmirrorError
+
+# Each module exposes register(subparsers) and sets `func` on the parsers it adds; keeping the list here
+# (not entry points) makes `depmirror --help` independent of how the package was installed.
+COMMAND_MODULES = (
+    "depmirror.cli.lab",
+    "depmirror.cli.planning",
+    "depmirror.cli.health",
+    "depmirror.cli.history",
+    "depmirror.cli.serve",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depmirror",
+        description="Keep critical dependencies mirrored across zones and fail over to a healthy mirror.",
+    )
+    parser.add_argument("--version", action="version", version=f"depmirror {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except DepmirrorError as error:
+        # Errors in user input are expected: print the message, which names file, field and fix.
+        print(f"depmirror: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Subcommands of the depmirror CLI, one module per group."""

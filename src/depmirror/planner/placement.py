@@ -1,0 +1,429 @@
+"""Which VM runs each instance: sticky, spread across zones, capacity-aware, never two per VM.
+
+Order of work (all deterministic for the same inputs):
+1. Existing instances stay where they are unless their VM is gone, unhealthy or full, or the instance
+   itself is unhealthy. Primaries claim capacity first. A primary is never moved or decommissioned
+   (failover promotes a mirror first); the last serving instance is never decommissioned either.
+2. If more instances run than the RF wants, the extras go: never the primary, first from the zone
+   holding most instances of the dependency, least healthy first.
+3. Missing instances are placed, every dependency up to its min RF first (most critical first), then
+   up to its RF: zone with the fewest instances of the dependency first, healthy zones before
+   unhealthy ones, then the VM with the most free capacity that does not run the dependency already.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from depmirror.errors import ConfigError
+from depmirror.graph.model import Graph, Mode, Role
+from depmirror.planner.state import HealthSnapshot, InstanceRecord
+
+
+@dataclass(slots=True)
+class PlacementRequest:
+    name: str
+    rf: int
+    min_rf: int
+    mode: Mode
+
+
+@dataclass(slots=True)
+class Slot:
+    """One instance in the target: where it runs, its role, and why it is there."""
+
+    host: str
+    zone: str | None
+    role: Role
+    existing: bool
+    health: float | None
+    reason: str
+    previous_role: Role | None = None
+    counts: bool = True  # False: kept only because it is the primary (or last serving), not towards RF
+
+
+@dataclass(frozen=True, slots=True)
+class Decommission:
+    host: str
+    zone: str | None
+    role: Role
+    reason: str
+    could_serve: bool = False  # evicted only for capacity: it still answers until replaced
+
+
+@dataclass(slots=True)
+class DependencyPlacement:
+    slots: list[Slot] = field(default_factory=list)
+    decommissions: list[Decommission] = field(default_factory=list)
+    cut: str | None = None
+
+
+class PlacementError(ConfigError):
+    """The graph asks for a placement that the pool cannot give; names the constraint that fails."""
+
+
+def place(
+    graph: Graph,
+    requests: Sequence[PlacementRequest],
+    existing: Mapping[str, list[InstanceRecord]],
+    health: HealthSnapshot,
+) -> dict[str, DependencyPlacement]:
+    pool = _Pool(graph, health)
+    threshold = graph.policy.health.unhealthy
+    results = {r.name: DependencyPlacement() for r in requests}
+    candidates = {
+        r.name: _examine(graph, health, threshold, r.name, existing.get(r.name, [])) for r in requests
+    }
+    _claim_capacity(pool, requests, candidates, results)
+    for request in requests:
+        _trim(pool, request, results[request.name])
+    for stage in ("min", "rf"):
+        for request in requests:
+            _provision(pool, request, stage, graph.source, requests, results)
+    for request in requests:
+        _assign_roles(request, results[request.name])
+    return results
+
+
+@dataclass(slots=True)
+class _Candidate:
+    record: InstanceRecord
+    primary: bool
+    health: float | None
+    problem: str | None  # why it cannot stay (None: it can)
+
+
+def _examine(
+    graph: Graph, health: HealthSnapshot, threshold: float, name: str, records: list[InstanceRecord]
+) -> list[_Candidate]:
+    if not records:
+        return []
+    ordered = sorted(records, key=lambda r: (r.role != "primary", r.host))
+    seen: set[str] = set()
+    primary_taken = False
+    found: list[_Candidate] = []
+    for record in ordered:
+        score = health.instance(name, record.host)
+        is_primary = record.role == "primary" and not primary_taken
+        primary_taken = primary_taken or is_primary
+        if record.host in seen:
+            continue  # the same instance listed twice (dep@host is one instance): keep the first record
+        problem = _problem(graph, health, threshold, record, score)
+        seen.add(record.host)
+        found.append(_Candidate(record, is_primary, score, problem))
+    return found
+
+
+def _problem(
+    graph: Graph, health: HealthSnapshot, threshold: float, record: InstanceRecord, score: float | None
+) -> str | None:
+    if record.host not in graph.vms:
+        return f"VM {record.host} is no longer in the pool"
+    vm_score = health.vms.get(record.host)
+    if vm_score is not None and vm_score < threshold:
+        return f"VM {record.host} is unhealthy ({vm_score:.2f} < {threshold})"
+    if score is not None and score < threshold:
+        return f"instance is unhealthy ({score:.2f} < {threshold})"
+    return None
+
+
+def _claim_capacity(
+    pool: _Pool,
+    requests: Sequence[PlacementRequest],
+    candidates: Mapping[str, list[_Candidate]],
+    results: dict[str, DependencyPlacement],
+) -> None:
+    # Primaries first, so that a shrunken VM evicts mirrors rather than the instance that takes writes.
+    for primaries in (True, False):
+        for request in requests:
+            for cand in candidates[request.name]:
+                if cand.primary is primaries:
+                    _settle(pool, request.name, cand, results[request.name])
+    for request in requests:
+        _keep_last_serving(pool, results[request.name])
+
+
+def _settle(pool: _Pool, name: str, cand: _Candidate, result: DependencyPlacement) -> None:
+    record = cand.record
+    zone = pool.zone_of(record.host) or record.zone
+    problem = cand.problem
+    if problem is None and not pool.take(record.host, name):
+        problem = f"VM {record.host} is full (capacity {pool.capacity(record.host)})"
+    if cand.primary:
+        pool.note_primary(record.host)
+    if problem is None:
+        result.slots.append(
+            Slot(record.host, zone, record.role, True, cand.health, "already runs here", record.role)
+        )
+        return
+    if cand.primary:
+        pool.force_take(record.host, name)
+        reason = (
+            f"primary kept although {problem}: never decommissioned; failover must promote a mirror first"
+        )
+        result.slots.append(
+            Slot(record.host, zone, "primary", True, cand.health, reason, "primary", counts=False)
+        )
+        return
+    full = problem.startswith(f"VM {record.host} is full")
+    result.decommissions.append(
+        Decommission(record.host, zone, record.role, problem + ("; moved elsewhere" if full else ""), full)
+    )
+
+
+def _keep_last_serving(pool: _Pool, result: DependencyPlacement) -> None:
+    """If no kept instance can serve, keep an evicted one that can: never lose the last serving one."""
+    if any(s.counts for s in result.slots):
+        return
+    for index, gone in enumerate(result.decommissions):
+        if gone.could_serve:
+            pool.force_take(gone.host, "")
+            reason = f"last serving instance kept although {gone.reason.removesuffix('; moved elsewhere')}"
+            result.slots.append(Slot(gone.host, gone.zone, gone.role, True, None, reason, gone.role))
+            del result.decommissions[index]
+            return
+
+
+def _trim(pool: _Pool, request: PlacementRequest, result: DependencyPlacement) -> None:
+    counting = [s for s in result.slots if s.counts]
+    while len(counting) > request.rf:
+        removable = [s for s in counting if s.role != "primary"]
+        if not removable:
+            return
+        crowd: dict[str | None, int] = {}
+        for slot in result.slots:
+            crowd[slot.zone] = crowd.get(slot.zone, 0) + 1
+        victim = max(removable, key=lambda s: (crowd[s.zone], _health_rank(s.health), s.host))
+        counting.remove(victim)
+        _evict(
+            pool,
+            result,
+            victim,
+            f"RF is {request.rf}: extra instance removed ({victim.zone} holds {crowd[victim.zone]} of them)",
+        )
+
+
+def _evict(pool: _Pool, result: DependencyPlacement, slot: Slot, reason: str) -> None:
+    result.slots.remove(slot)
+    pool.release(slot.host)
+    result.decommissions.append(Decommission(slot.host, slot.zone, slot.role, reason))
+
+
+def _health_rank(score: float | None) -> float:
+    # Higher rank goes first: unhealthy before unknown before healthy.
+    return 2.0 - score if score is not None else 1.0
+
+
+def _provision(
+    pool: _Pool,
+    request: PlacementRequest,
+    stage: str,
+    source: str,
+    requests: Sequence[PlacementRequest],
+    results: dict[str, DependencyPlacement],
+) -> None:
+    result = results[request.name]
+    goal = request.min_rf if stage == "min" else request.rf
+    counting = sum(1 for s in result.slots if s.counts)
+    leaving = {d.host for d in result.decommissions} if counting < goal else set()
+    while counting < goal:
+        picked = pool.pick(result.slots, leaving)
+        if picked is None and stage == "min" and _reclaim_for_min(pool, request, result, requests, results):
+            picked = pool.pick(result.slots, leaving)
+        if picked is None:
+            _report_shortage(request, result, stage, source, counting, pool)
+            return
+        host, zone, reason = picked
+        result.slots.append(Slot(host, zone, "mirror", False, None, reason))
+        counting += 1
+
+
+def _reclaim_for_min(
+    pool: _Pool,
+    request: PlacementRequest,
+    result: DependencyPlacement,
+    requests: Sequence[PlacementRequest],
+    results: dict[str, DependencyPlacement],
+) -> bool:
+    """Free a VM for `request`'s min RF from the least critical dependency that has more than its own min.
+
+    Kept instances claim capacity before new ones are placed, so on a short pool another dependency's
+    extra mirrors would otherwise stand in the way of this one's minimum: nothing drops below its min RF
+    while some other dependency runs above its own. Primaries are never taken.
+    """
+    own = {s.host for s in result.slots} | {d.host for d in result.decommissions}
+    for donor in reversed(requests):  # least critical first
+        donated = results[donor.name]
+        counting = [s for s in donated.slots if s.counts]
+        if donor.name == request.name or len(counting) <= donor.min_rf:
+            continue
+        for slot in counting:
+            if slot.role == "primary" or not slot.existing or slot.host in own or not pool.usable(slot.host):
+                continue
+            _evict(
+                pool,
+                donated,
+                slot,
+                f"capacity: {slot.host} is needed for the minimum RF of {request.name} "
+                f"({request.min_rf}); {donor.name} keeps at least its own ({donor.min_rf})",
+            )
+            return True
+    return False
+
+
+def _report_shortage(
+    request: PlacementRequest, result: DependencyPlacement, stage: str, source: str, have: int, pool: _Pool
+) -> None:
+    goal = request.min_rf if stage == "min" else request.rf
+    constraint = (
+        f"needs {goal} VMs that do not already run it and have free capacity; found {have} "
+        f"(pool: {pool.vm_count} VMs, {pool.free_total()} free slots; constraints: "
+        "one instance per VM, VM capacity, unhealthy VMs excluded)"
+    )
+    if stage == "min":
+        raise PlacementError(
+            source,
+            f"dependencies.{request.name}.replication.min",
+            f"placement cannot be satisfied: {constraint}",
+            "add VMs or capacity, or lower replication.min",
+        )
+    result.cut = f"placement: RF {request.rf} wanted, {have} placed: {constraint}"
+
+
+def _assign_roles(request: PlacementRequest, result: DependencyPlacement) -> None:
+    other: Role = "mirror" if request.mode == "active-active" else "standby"
+    primary = next((s for s in result.slots if s.previous_role == "primary"), None)
+    if primary is None and result.slots:
+        # Prefer a running, healthy instance: promoting it needs no data copy.
+        # min() keeps the first of equals: the first instance placed, in the zone with fewest primaries.
+        primary = min(result.slots, key=lambda s: (not s.existing, _health_rank(s.health)))
+        primary.reason += "; no primary recorded: becomes the primary"
+    for slot in result.slots:
+        slot.role = "primary" if slot is primary else other
+    result.slots.sort(key=lambda s: (s.role != "primary", s.zone or "", s.host))
+
+
+class _Pool:
+    """Free capacity per VM, with a max-heap of VMs per zone for O(log n) picks."""
+
+    def __init__(self, graph: Graph, health: HealthSnapshot) -> None:
+        threshold = graph.policy.health.unhealthy
+        self._vms = graph.vms
+        self._free = {host: vm.capacity for host, vm in graph.vms.items()}
+        self._zones = sorted(graph.zones)
+        self._zone_bad = {z: (s := health.zones.get(z)) is not None and s < threshold for z in self._zones}
+        self._excluded = {h for h, s in health.vms.items() if s is not None and s < threshold}
+        self._heaps: dict[str, list[tuple[int, str]]] = {z: [] for z in self._zones}
+        self._zone_free = dict.fromkeys(self._zones, 0)
+        self._primaries = dict.fromkeys(self._zones, 0)
+        for host, vm in sorted(graph.vms.items()):
+            if host not in self._excluded:
+                self._heaps[vm.zone].append((-vm.capacity, host))
+                self._zone_free[vm.zone] += vm.capacity
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
+        self._hosts_by_zone = {z: [h for _, h in heap] for z, heap in self._heaps.items()}
+        self._zone_hosts = {z: len(hosts) for z, hosts in self._hosts_by_zone.items()}
+        self.vm_count = len(graph.vms)
+
+    def zone_of(self, host: str) -> str | None:
+        vm = self._vms.get(host)
+        return vm.zone if vm else None
+
+    def note_primary(self, host: str) -> None:
+        zone = self.zone_of(host)
+        if zone is not None:
+            self._primaries[zone] += 1
+
+    def usable(self, host: str) -> bool:
+        return host in self._free and host not in self._excluded
+
+    def capacity(self, host: str) -> int:
+        return self._vms[host].capacity
+
+    def free_total(self) -> int:
+        return sum(max(0, free) for host, free in self._free.items() if host not in self._excluded)
+
+    def take(self, host: str, _name: str) -> bool:
+        if self._free.get(host, 0) <= 0:
+            return False
+        self._set_free(host, self._free[host] - 1)
+        return True
+
+    def force_take(self, host: str, _name: str) -> None:
+        if host in self._free:
+            self._set_free(host, self._free[host] - 1)
+
+    def release(self, host: str) -> None:
+        if host in self._free:
+            self._set_free(host, self._free[host] + 1)
+
+    def _set_free(self, host: str, free: int) -> None:
+        if host not in self._excluded:
+            self._zone_free[self._vms[host].zone] += free - self._free[host]
+        self._free[host] = free
+        if free > 0 and host not in self._excluded:
+            # Lazy heap: stale entries are skipped when popped (their free count no longer matches).
+            zone = self._vms[host].zone
+            heap = self._heaps[zone]
+            heapq.heappush(heap, (-free, host))
+            if len(heap) > 2 * self._zone_hosts[zone] + 16:
+                # Rebuilt from the live counts once stale entries outnumber the VMs, so that a heap's size
+                # (and each pick's log factor) follows the pool, not the number of instances placed so far.
+                heap[:] = [(-f, h) for h in self._hosts_by_zone[zone] if (f := self._free[h]) > 0]
+                heapq.heapify(heap)
+
+    def pick(self, slots: list[Slot], avoid: set[str]) -> tuple[str, str, str] | None:
+        """Best VM for one more instance; `avoid`: VMs whose instance of it is being decommissioned."""
+        used_hosts = {s.host for s in slots} | avoid
+        per_zone = dict.fromkeys(self._zones, 0)
+        for slot in slots:
+            if slot.zone in per_zone:  # a kept instance may sit in a zone that left the graph
+                per_zone[slot.zone] += 1
+        # Ties go to the zone with fewest primaries (the first instance becomes the primary) and then
+        # the most free capacity, so that writes and load spread over zones too.
+        first = not slots
+        ranked = sorted(
+            (count, self._zone_bad[z], self._primaries[z] if first else 0, -self._zone_free[z], z)
+            for z, count in per_zone.items()
+        )
+        for *_, zone in ranked:
+            host = self._best_in_zone(zone, used_hosts)
+            if host is not None:
+                if first:
+                    self._primaries[zone] += 1
+                free = self._free[host]
+                self._set_free(host, free - 1)
+                why = (
+                    "fewest instances of it"
+                    if not self._zone_bad[zone]
+                    else "fewest instances (zone unhealthy)"
+                )
+                return (
+                    host,
+                    zone,
+                    (
+                        f"new: {zone} holds {per_zone[zone]} instance(s), {why}; {host} has most free "
+                        f"capacity there ({free} slot(s))"
+                    ),
+                )
+        return None
+
+    def _best_in_zone(self, zone: str, used_hosts: set[str]) -> str | None:
+        heap = self._heaps[zone]
+        skipped: list[tuple[int, str]] = []
+        found: str | None = None
+        while heap:
+            neg_free, host = heapq.heappop(heap)
+            if -neg_free != self._free[host] or self._free[host] <= 0:
+                continue  # stale entry
+            if host in used_hosts:
+                skipped.append((neg_free, host))
+                continue
+            found = host
+            break
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        return found

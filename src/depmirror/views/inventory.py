@@ -1,0 +1,182 @@
+"""The plan as an Ansible inventory document: hosts, groups and variables, free of Ansible types.
+
+The inventory plugin and the `plan` action are thin doors over this module; everything they show is
+decided here, so `ansible-inventory --list` and `depmirror plan --format json` cannot disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from depmirror.errors import ConfigError
+from depmirror.fleet.current import load_current
+from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
+from depmirror.planner.gc_pause import paused_gc
+from depmirror.planner.plan import compute_plan
+
+ROLE_GROUPS = {"primary": "primaries", "mirror": "mirrors", "standby": "standbys"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_group(name: str) -> str:
+    """Ansible warns on group names that are not Python identifiers; `-` and `.` become `_`."""
+    return _UNSAFE.sub("_", name)
+
+
+def plan_for_playbook(
+    graph_path: str | Path,
+    *,
+    store: str | None = None,
+    prometheus_url: str | None = None,
+    prometheus_token: str | None = None,
+    prometheus_timeout: float = 5.0,
+) -> tuple[dict[str, Any], list[str]]:
+    """The plan as `depmirror plan --format json` prints it, and warnings (e.g. why health is unknown)."""
+    return _plan_document(
+        load_graph(graph_path),
+        store=store,
+        prometheus_url=prometheus_url,
+        prometheus_token=prometheus_token,
+        prometheus_timeout=prometheus_timeout,
+    )
+
+
+@paused_gc()  # the graph, the plan and the document of a 10k fleet: see gc_pause.py
+def build_inventory(
+    graph_path: str | Path,
+    *,
+    store: str | None = None,
+    prometheus_url: str | None = None,
+    prometheus_token: str | None = None,
+    prometheus_timeout: float = 5.0,
+) -> dict[str, Any]:
+    graph = load_graph(graph_path)
+    plan, warnings = _plan_document(
+        graph,
+        store=store,
+        prometheus_url=prometheus_url,
+        prometheus_token=prometheus_token,
+        prometheus_timeout=prometheus_timeout,
+    )
+    document = inventory_document(graph, plan, store)
+    document["warnings"] = warnings
+    return document
+
+
+@paused_gc()
+def _plan_document(
+    graph: Graph,
+    *,
+    store: str | None,
+    prometheus_url: str | None,
+    prometheus_token: str | None,
+    prometheus_timeout: float,
+) -> tuple[dict[str, Any], list[str]]:
+    current = load_current(
+        graph,
+        store=store,
+        prometheus_url=prometheus_url,
+        prometheus_token=prometheus_token,
+        prometheus_timeout=prometheus_timeout,
+    )
+    # The clock is passed in: without `now` the planner takes the newest time in the state, and no
+    # stabilisation window would ever end.
+    plan = compute_plan(graph, current.state, current.health, now=time.time())
+    return plan.to_dict(), [*current.warnings, *plan.warnings]
+
+
+def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = None) -> dict[str, Any]:
+    """`{"hosts": {host: vars}, "groups": {group: {"hosts", "children", "vars"}}, "all_vars": {...}}`.
+
+    Sized for `ansible-inventory --list` on 10k dependencies (bench/inventory_scale.py, docs/performance.md):
+    Ansible copies every variable it is given and prints group vars again in each member host's vars, so
+    each value here is paid for once per host that sees it. The plan's per-dependency view is therefore not
+    a load balancer variable (the nginx_upstream role plans for itself), and the only per-role group of
+    a dependency is its primary's, nested in `dep_<name>` so that `all` gets one child per dependency
+    (Ansible checks each new child of a group against all the others: quadratic in the children).
+    """
+    hosts: dict[str, dict[str, Any]] = {}
+    groups: dict[str, dict[str, Any]] = {}
+
+    def member(group: str, host: str) -> None:
+        groups.setdefault(group, {"hosts": [], "children": [], "vars": {}})["hosts"].append(host)
+
+    for vm in graph.vms.values():
+        hosts[vm.host] = {
+            "ansible_host": vm.address,
+            "depmirror_address": vm.address,
+            "depmirror_zone": vm.zone,
+            "depmirror_capacity": vm.capacity,
+            "depmirror_instances": [],
+        }
+        member("depmirror_vms", vm.host)
+        member(f"zone_{safe_group(vm.zone)}", vm.host)
+    for lb in graph.load_balancers.values():
+        hosts[lb.host] = {
+            "ansible_host": lb.address,
+            "depmirror_address": lb.address,
+            "depmirror_zone": lb.zone,
+        }
+        member("depmirror_load_balancers", lb.host)
+        if lb.zone:
+            member(f"zone_{safe_group(lb.zone)}", lb.host)
+    if graph.load_balancers:
+        # Only nginx needs it; on `all` every VM would print it again.
+        groups["depmirror_load_balancers"]["vars"]["depmirror_routing"] = dataclasses.asdict(graph.policy.routing)
+
+    _refuse_clashing_groups(graph, [item["name"] for item in plan["dependencies"]])
+    for item in plan["dependencies"]:
+        group = f"dep_{safe_group(item['name'])}"
+        groups.setdefault(group, {"hosts": [], "children": [], "vars": {}})
+        for instance in item["instances"]:
+            host = instance["host"]
+            if host not in hosts:
+                continue  # a placement on a VM that left the pool: the plan decommissions it
+            hosts[host]["depmirror_instances"].append(_instance_vars(item, instance))
+            if instance["role"] == "primary":
+                # the rest are `dep_<name>:!dep_<name>_primary`: one VM runs one instance of a dependency
+                groups[group]["children"].append(f"{group}_primary")
+                member(f"{group}_primary", host)
+            else:
+                member(group, host)
+            member(ROLE_GROUPS[instance["role"]], host)
+
+    all_vars = {
+        "depmirror_graph_file": graph.source,
+        "depmirror_state_store": store,
+        "depmirror_unhealthy_below": graph.policy.health.unhealthy,
+    }
+    return {"hosts": hosts, "groups": groups, "all_vars": all_vars}
+
+
+def _refuse_clashing_groups(graph: Graph, names: list[str]) -> None:
+    """`a-b` and `a_b`, or `cache` and `cache-primary`, would share an inventory group and its hosts."""
+    owner: dict[str, str] = {}
+    for name in names:
+        for group in (f"dep_{safe_group(name)}", f"dep_{safe_group(name)}_primary"):
+            other = owner.setdefault(group, name)
+            if other != name:
+                raise ConfigError(
+                    graph.source,
+                    f"dependencies.{name}",
+                    f"its inventory group {group} is also a group of dependency {other!r}",
+                    "rename one of the two dependencies",
+                )
+
+
+def _instance_vars(dependency: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dependency": dependency["name"],
+        "kind": dependency["kind"],
+        "mode": dependency["mode"],
+        "role": instance["role"],
+        "port": instance["port"],
+        "weight": dependency["weight"],
+        "replication_factor": dependency["replication_factor"],
+        "health": instance.get("health"),
+    }
