@@ -17,10 +17,20 @@ demo-down: setup
 	$(BIN)/depmirror lab down
 	rm -rf .demo
 
+# The developer loop: `make unit` and `make sanity` need no root and no lab (docs/development.md).
 lint: setup
 	$(BIN)/ruff check src tests bench lab/src
+	$(BIN)/ruff format --check src tests bench lab/src
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/antsibull-changelog lint
 	$(BIN)/ansible-lint
+	bash scripts/sanity.sh
+
+unit: setup
+	$(BIN)/pytest -n 2 tests/unit $(PYTEST_ARGS)
+
+sanity: setup
 	bash scripts/sanity.sh
 
 # Tests that share the lab run in one xdist group, so one worker holds it while the other runs the rest.

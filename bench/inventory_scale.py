@@ -33,10 +33,11 @@ from typing import Any
 import yaml
 from ansible.release import __version__ as ANSIBLE_CORE
 
+from depmirror.fleet.planning import build_inventory
+from depmirror.gc_pause import paused_gc
 from depmirror.graph.load import _load_yaml, parse_graph
-from depmirror.planner.gc_pause import paused_gc
 from depmirror.planner.plan import compute_plan
-from depmirror.views.inventory import build_inventory, inventory_document
+from depmirror.views.inventory import inventory_document
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _synthetic import best_of, machine, synthetic_graph

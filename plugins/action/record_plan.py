@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import STORE_ARGS, LibraryAction
 
 try:
     from depmirror.fleet.applied import record_applied_plan
@@ -16,8 +16,8 @@ class ActionModule(LibraryAction):
 
     _supports_diff = True
     ARGUMENT_SPEC = {
+        **STORE_ARGS,
         "plan": {"type": "dict", "required": True},
-        "state_store": {"type": "str"},
     }
 
     def act(self, args, result):

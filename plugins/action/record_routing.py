@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import STORE_ARGS, LibraryAction
 
 try:
     from depmirror.rollback.flow import record_routing
@@ -15,8 +15,8 @@ class ActionModule(LibraryAction):
     """Writes the state store on the controller, where it lives."""
 
     ARGUMENT_SPEC = {
+        **STORE_ARGS,
         "dependency": {"type": "dict", "required": True},
-        "state_store": {"type": "str"},
     }
 
     def act(self, args, result):

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import STORE_ARGS, LibraryAction
 
 try:
     from depmirror.fleet.events import record_event
@@ -17,7 +17,7 @@ class ActionModule(LibraryAction):
     """Appends to the history on the controller, where the state store is."""
 
     ARGUMENT_SPEC = {
-        "state_store": {"type": "str"},
+        **STORE_ARGS,
         "kind": {"type": "str", "required": True, "choices": KINDS},
         "dependency": {"type": "str", "required": True},
         "outcome": {"type": "str", "required": True},

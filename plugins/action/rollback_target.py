@@ -3,13 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
-import os
-
-from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import PROMETHEUS_ARGS, STORE_ARGS, LibraryAction
 
 try:
     from depmirror.rollback.decide import RollbackRefused
-    from depmirror.rollback.flow import FailbackRefused, Request, decide_failback, decide_rollback, offsets_of
+    from depmirror.rollback.flow import FailbackRefused, SwitchoverRequest, decide_failback, decide_rollback, offsets_of
 except ImportError:
     pass  # LibraryAction reports the missing library
 
@@ -18,14 +16,13 @@ class ActionModule(LibraryAction):
     """Decides a switchover (or failback) on the controller, where the library, the store and Prometheus are."""
 
     ARGUMENT_SPEC = {
+        **STORE_ARGS,
+        **PROMETHEUS_ARGS,
         "flow": {"type": "str", "default": "rollback", "choices": ["rollback", "failback"]},
         "graph": {"type": "path", "required": True},
-        "state_store": {"type": "str"},
         "dependency": {"type": "str", "required": True},
         "instance": {"type": "str", "required": True},
         "candidates": {"type": "list", "elements": "str", "default": []},
-        "prometheus_url": {"type": "str"},
-        "prometheus_token": {"type": "str", "no_log": True},
         "prometheus_timeout": {"type": "float", "default": 2.0},
         "health_interval": {"type": "float", "default": 5.0},
         "unhealthy_below": {"type": "float"},
@@ -38,13 +35,13 @@ class ActionModule(LibraryAction):
     }
 
     def act(self, args, result):
-        request = Request(
+        request = SwitchoverRequest(
             graph=args["graph"],
             store=self.store_url(args),
             dependency=args["dependency"],
             instance=args["instance"],
-            prometheus_url=args["prometheus_url"] or os.environ.get("DEPMIRROR_PROMETHEUS_URL"),
-            prometheus_token=args["prometheus_token"] or os.environ.get("DEPMIRROR_PROMETHEUS_TOKEN"),
+            prometheus_url=args["prometheus_url"],
+            prometheus_token=args["prometheus_token"],
             prometheus_timeout=args["prometheus_timeout"],
             health_interval=args["health_interval"],
             unhealthy_below=args["unhealthy_below"],

@@ -105,7 +105,7 @@ from ansible.utils.display import Display
 
 try:
     from depmirror.errors import DepmirrorError
-    from depmirror.views.inventory import build_inventory
+    from depmirror.fleet.planning import build_inventory
 except ImportError as _import_error:  # the library is installed beside ansible-core, see README
     DEPMIRROR_IMPORT_ERROR = _import_error
 else:

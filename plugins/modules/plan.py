@@ -16,25 +16,14 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.common.STORE
+  - depmirror.mirroring.common.PROMETHEUS
   - depmirror.mirroring.attributes.READ_ONLY
 options:
   graph:
     description: Path of the dependency graph file (see docs/graph.md).
     required: true
     type: path
-  state_store:
-    description:
-      - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE)
-        environment variable; without either, the plan starts from an empty fleet.
-    type: str
-  prometheus_url:
-    description:
-      - Prometheus base URL for health; unset means the E(DEPMIRROR_PROMETHEUS_URL) environment variable,
-        and otherwise every instance's health is C(unknown).
-    type: str
-  prometheus_token:
-    description: Bearer token for Prometheus; unset means the E(DEPMIRROR_PROMETHEUS_TOKEN) environment variable.
-    type: str
   prometheus_timeout:
     description: Seconds to wait for each Prometheus query.
     type: float

@@ -16,6 +16,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.common.STORE
 attributes:
   check_mode:
     support: full
@@ -32,11 +33,6 @@ options:
     description: The plan as returned by M(depmirror.mirroring.plan) (its C(plan) key).
     required: true
     type: dict
-  state_store:
-    description:
-      - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE)
-        environment variable; one of them is required.
-    type: str
 """
 
 EXAMPLES = r"""

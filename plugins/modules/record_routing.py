@@ -17,6 +17,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.common.STORE
 attributes:
   check_mode:
     support: full
@@ -33,9 +34,6 @@ options:
     description: The dependency as routed now (the C(after) of M(depmirror.mirroring.rollback_target)).
     type: dict
     required: true
-  state_store:
-    description: The state store URL; when unset, E(DEPMIRROR_STORE).
-    type: str
 """
 
 EXAMPLES = r"""

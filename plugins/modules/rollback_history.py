@@ -17,6 +17,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.common.STORE
 attributes:
   check_mode:
     support: full
@@ -30,11 +31,6 @@ attributes:
     support: full
     details: Runs on the controller, where the state store is.
 options:
-  state_store:
-    description:
-      - The state store (SQLite path or C(sqlite:///path) URL). When unset, the E(DEPMIRROR_STORE) environment
-        variable; one of them is required.
-    type: str
   kind:
     description: What happened.
     type: str

@@ -23,6 +23,8 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.common.STORE
+  - depmirror.mirroring.common.PROMETHEUS
 attributes:
   check_mode:
     support: full
@@ -45,9 +47,6 @@ options:
     description: The dependency graph file.
     type: path
     required: true
-  state_store:
-    description: The state store URL; when unset, E(DEPMIRROR_STORE). It must hold an applied plan.
-    type: str
   dependency:
     description: The dependency to switch over or fail back.
     type: str
@@ -61,12 +60,6 @@ options:
     type: list
     elements: str
     default: []
-  prometheus_url:
-    description: Prometheus base URL; when unset, E(DEPMIRROR_PROMETHEUS_URL). Without it every health is unknown.
-    type: str
-  prometheus_token:
-    description: Bearer token for Prometheus; when unset, E(DEPMIRROR_PROMETHEUS_TOKEN).
-    type: str
   prometheus_timeout:
     description: Seconds to wait for Prometheus.
     type: float

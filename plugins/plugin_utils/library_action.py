@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-import os
-
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.basic import env_fallback
 from ansible.plugins.action import ActionBase
 
 try:
@@ -20,6 +19,14 @@ except ImportError as _import_error:
 
 else:
     DEPMIRROR_IMPORT_ERROR = None
+
+
+# The shared options of doc_fragments/common.py (STORE, PROMETHEUS), with the same environment fallbacks.
+STORE_ARGS = {"state_store": {"type": "str", "fallback": (env_fallback, ["DEPMIRROR_STORE"])}}
+PROMETHEUS_ARGS = {
+    "prometheus_url": {"type": "str", "fallback": (env_fallback, ["DEPMIRROR_PROMETHEUS_URL"])},
+    "prometheus_token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["DEPMIRROR_PROMETHEUS_TOKEN"])},
+}
 
 
 class LibraryAction(ActionBase):
@@ -52,8 +59,8 @@ class LibraryAction(ActionBase):
         raise NotImplementedError
 
     def store_url(self, args, required=True):
-        """The `state_store` option, else DEPMIRROR_STORE; the same order everywhere."""
-        store = args.get("state_store") or os.environ.get("DEPMIRROR_STORE")
+        """The `state_store` option (DEPMIRROR_STORE when unset, through STORE_ARGS' fallback)."""
+        store = args.get("state_store")
         if required and not store:
             raise AnsibleActionFail(f"{self._task.action} needs state_store (or DEPMIRROR_STORE in the environment)")
         return store

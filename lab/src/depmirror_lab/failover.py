@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from depmirror.fleet.applied import plan_of
 from depmirror.graph.load import load_graph
 from depmirror.health.evaluate import fetch_health
 from depmirror.store import Event, EventFilter, open_store
@@ -249,7 +250,7 @@ class FaultResult:
 def current_primary(store_url: str, dependency: str) -> str:
     with open_store(store_url) as store:
         primary = store.primary(dependency)
-        plan = (store.applied_plan() or {}).get("plan") or {}
+        plan = plan_of(store.applied_plan())
     if primary:
         return primary
     for item in plan.get("dependencies") or []:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from depmirror.fleet.applied import plan_of
 from depmirror.graph.load import load_graph
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_rules, render_targets, scrape_configs
@@ -96,7 +97,7 @@ def load(paths: LabPaths) -> Watch:
 def current_roles(store_url: str) -> dict[tuple[str, str], str]:
     """(dependency, host) -> role, from the applied plan as routed now and the recorded primaries."""
     with open_store(store_url) as store:
-        plan = (store.applied_plan() or {}).get("plan") or {}
+        plan = plan_of(store.applied_plan())
         primaries = store.primaries()
     roles = {}
     for item in plan.get("dependencies") or []:

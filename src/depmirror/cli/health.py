@@ -7,10 +7,11 @@ import json
 import os
 import sys
 
+from depmirror.durations import parse_duration
 from depmirror.errors import ConfigError
 from depmirror.graph.load import load_graph
-from depmirror.health.evaluate import HealthReport, Verdict, fetch_health
-from depmirror.health.queries import InstanceRef, parse_duration
+from depmirror.health.evaluate import HealthReport, InstanceVerdict, fetch_health
+from depmirror.health.queries import InstanceRef
 from depmirror.planner.state import load_state
 
 DEFAULT_GRAPH = "inventories/example/graph.yml"
@@ -71,7 +72,7 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _values(verdict: Verdict) -> str:
+def _values(verdict: InstanceVerdict) -> str:
     if not verdict.samples:
         return ""
     newest = verdict.samples[-1]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from depmirror.errors import DepmirrorError
+from depmirror.graph.load import load_graph
 
 try:
     import depmirror_lab as lab
+    from depmirror_lab import failover, watch
 except ImportError:  # the lab is a development extra (lab/ in a checkout), not part of the package
     lab = None  # type: ignore[assignment]
 
@@ -141,10 +144,6 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from depmirror_lab import watch
-
     paths = lab.lab_paths()
     if args.stop:
         stopped = watch.stop(paths)
@@ -163,10 +162,6 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _failover(args: argparse.Namespace) -> int:
-    from depmirror_lab import failover, watch
-
-    from depmirror.graph.load import load_graph
-
     paths = lab.lab_paths()
     watched = watch.load(paths)
     graph = load_graph(watched.graph)

@@ -10,7 +10,7 @@ import sys
 import time
 
 from depmirror.errors import ConfigError, DepmirrorError
-from depmirror.fleet.current import load_current
+from depmirror.fleet.current import load_planner_inputs
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
 from depmirror.planner.plan import DependencyPlan, Plan, compute_plan
@@ -61,7 +61,7 @@ def _planner_options(parser: argparse.ArgumentParser) -> None:
 
 def _compute(args: argparse.Namespace) -> Plan:
     graph = load_graph(args.graph)
-    current = load_current(graph, store=args.store, prometheus_url=args.prometheus)
+    current = load_planner_inputs(graph, store=args.store, prometheus_url=args.prometheus)
     for warning in current.warnings:
         print(f"depmirror: warning: {warning}", file=sys.stderr)
     state = load_state(args.state) if args.state else current.state or State()

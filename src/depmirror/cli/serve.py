@@ -22,6 +22,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Here, not at the top: the runner (aiohttp, ansible-runner) is what `serve` alone needs, and every other
+    # command would pay for importing it. Not a cycle: nothing imports the CLI.
     from depmirror.runner.config import load_config
     from depmirror.runner.secrets import install_redaction, scrub_environment
     from depmirror.runner.service import serve

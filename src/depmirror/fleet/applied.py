@@ -1,17 +1,55 @@
-"""Recording an applied plan in the state store, so that the next plan, the inventory and the runner see it.
+"""The applied plan: the one owner of its record in the store, and recording it after `adjust`.
 
-`adjust.yml` calls this last, once every instance is up and every upstream routes to it: what the store
-says runs is then what runs. Replication-factor changes are also appended to the rollback history.
+The record is `{"plan": <the plan as the plan action shows it>, "state": <the planner's next state>}`;
+everyone else reads and changes it through the functions here. `adjust.yml` records it last, once every
+instance is up and every upstream routes to it: what the store says runs is then what runs.
+Replication-factor changes are also appended to the rollback history.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from depmirror.fleet.current import APPLIED_STATE_KEY, applied_record
 from depmirror.planner.state import State
 from depmirror.store import Event, RFDecision, open_store
+
+PLAN_KEY = "plan"
+STATE_KEY = "state"
+
+
+def applied_record(plan: dict[str, Any], next_state: State) -> dict[str, Any]:
+    """What `adjust` stores once a plan is applied: the plan as shown, and the state the planner needs next."""
+    return {PLAN_KEY: plan, STATE_KEY: next_state.to_dict()}
+
+
+def plan_of(record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plan as shown, from an applied-plan record (empty when nothing was applied)."""
+    return dict((record or {}).get(PLAN_KEY) or {})
+
+
+def state_of(record: Mapping[str, Any] | None, source: str) -> State:
+    """The planner's state an applied-plan record carries (`source` names it in errors)."""
+    return State.from_dict((record or {}).get(STATE_KEY, {}), source)
+
+
+def with_dependency(record: Mapping[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """The record with one dependency's entry replaced (what the load balancers route for it now)."""
+    updated = dict(record or {})
+    plan = plan_of(record)
+    plan["dependencies"] = [after if d["name"] == after["name"] else d for d in plan.get("dependencies") or []]
+    updated[PLAN_KEY] = plan
+    return updated
+
+
+def hosts_by_dependency(record: Mapping[str, Any] | None) -> dict[str, frozenset[str]]:
+    """The hosts each dependency runs on, as the record says."""
+    return {
+        str(item["name"]): frozenset(str(i["host"]) for i in item.get("instances", []) if i.get("host"))
+        for item in plan_of(record).get("dependencies", [])
+        if isinstance(item, Mapping) and item.get("name")
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +69,13 @@ def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool =
         item["name"]: item["primary"]["host"] for item in shown.get("dependencies", []) if item.get("primary")
     }
     rfs = {item["name"]: int(item["replication_factor"]) for item in shown.get("dependencies", [])}
-    store = open_store(store_url)
-    try:
+    with open_store(store_url) as store:
         before_record = store.applied_plan() or {}
-        before = _summary(before_record.get("plan", {}), store.primaries())
+        before = _summary(plan_of(before_record), store.primaries())
         after = _summary(shown, primaries)
         old_rfs = {name: s["replication_factor"] for name, s in before.items()}
         rf_changes = {name: (old_rfs.get(name), rf) for name, rf in rfs.items() if old_rfs.get(name) != rf}
-        changed = before != after or before_record.get(APPLIED_STATE_KEY) != next_state.to_dict()
+        changed = before != after or before_record.get(STATE_KEY) != next_state.to_dict()
         if changed and not dry_run:
             store.set_applied_plan(applied_record(shown, next_state))
             for dependency, host in primaries.items():
@@ -47,10 +84,6 @@ def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool =
             for dependency, (old, new) in rf_changes.items():
                 store.record_rf_decision(RFDecision(dependency=dependency, rf=new))
                 store.append_event(_rf_event(dependency, old, new, shown))
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
     return RecordResult(changed, primaries, rf_changes, before, after)
 
 

@@ -9,46 +9,42 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from depmirror.fleet.applied import state_of
 from depmirror.graph.model import Graph
+from depmirror.health.evaluate import collect_snapshot
 from depmirror.planner.state import HealthSnapshot, InstanceRecord, State
-
-APPLIED_STATE_KEY = "state"
+from depmirror.store import StoreError, open_store
 
 
 @dataclass(frozen=True, slots=True)
-class Current:
+class PlannerInputs:
     state: State | None
     health: HealthSnapshot | None
     warnings: tuple[str, ...] = ()
 
 
-def load_current(
+def load_planner_inputs(
     graph: Graph,
     *,
     store: str | None = None,
     prometheus_url: str | None = None,
     prometheus_token: str | None = None,
     prometheus_timeout: float = 5.0,
-) -> Current:
+) -> PlannerInputs:
     warnings: list[str] = []
     state = state_from_store(store) if store else None
     health = None
     if prometheus_url:
-        from depmirror.health import collect_snapshot  # imported here: only health needs the HTTP client
-
         health, health_warnings = collect_snapshot(
             graph, prometheus_url, token=prometheus_token, timeout=prometheus_timeout
         )
         warnings.extend(health_warnings)
-    return Current(state=state, health=health, warnings=tuple(warnings))
+    return PlannerInputs(state=state, health=health, warnings=tuple(warnings))
 
 
 def state_from_store(url: str) -> State | None:
     """The applied state with the recorded primaries; None when the store does not exist yet."""
-    from depmirror.store import StoreError, open_store
-
     try:
         # Reading must not create the store: a typo in its path would silently plan from nothing.
         store = open_store(url, create=False)
@@ -56,16 +52,12 @@ def state_from_store(url: str) -> State | None:
         if _missing(url):
             return None
         raise  # names the store file and the fix
-    try:
+    with store:
         applied = store.applied_plan()
         primaries = store.primaries()
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
     if applied is None and not primaries:
         return None
-    state = State.from_dict(applied.get(APPLIED_STATE_KEY, {}), url) if applied else State()
+    state = state_of(applied, url) if applied else State()
     return with_primaries(state, primaries)
 
 
@@ -93,8 +85,3 @@ def with_primaries(state: State, primaries: dict[str, str]) -> State:
         else:
             instances.append(record)
     return dataclasses.replace(state, instances=tuple(instances))
-
-
-def applied_record(plan: dict[str, Any], next_state: State) -> dict[str, Any]:
-    """What `adjust` stores once a plan is applied: the plan as shown, and the state the planner needs next."""
-    return {"plan": plan, APPLIED_STATE_KEY: next_state.to_dict()}

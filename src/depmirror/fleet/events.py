@@ -30,13 +30,8 @@ def record_event(store_url: str, fields: dict[str, Any]) -> dict[str, Any]:
         duration_s=fields.get("duration_s"),
         details=fields.get("details") or {},
     )
-    store = open_store(store_url)
-    try:
+    with open_store(store_url) as store:
         stored = store.append_event(event)
         if fields.get("set_primary") and kind in ("rollback", "failback") and fields["outcome"] == "succeeded":
             store.set_primary(fields["dependency"], fields["set_primary"])
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
     return stored.as_dict()

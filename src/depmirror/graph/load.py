@@ -19,6 +19,8 @@ import jsonschema
 import yaml
 
 from depmirror.errors import ConfigError
+from depmirror.gc_pause import paused_gc
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.model import (
     VM,
     Dependency,
@@ -37,8 +39,6 @@ from depmirror.graph.model import (
     WeightPolicy,
     Zone,
 )
-from depmirror.health.spec import HealthSpec
-from depmirror.planner.gc_pause import paused_gc
 
 _PATTERN_HELP = {
     "^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$": "lowercase letters, digits, '-' and '_', at most 63 characters, "

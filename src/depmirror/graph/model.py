@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from depmirror.health.spec import HealthSpec
+from depmirror.graph.health_spec import HealthSpec
 
 Kind = Literal["http", "tcp", "redis"]
 Mode = Literal["active-active", "active-passive"]

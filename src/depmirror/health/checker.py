@@ -12,13 +12,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from depmirror.durations import parse_duration
 from depmirror.errors import ConfigError
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
-from depmirror.health.evaluate import Verdict, fetch_health
-from depmirror.health.queries import parse_duration
-from depmirror.runner.health import HealthView
-from depmirror.runner.health import Verdict as RunnerVerdict
+from depmirror.health.evaluate import InstanceVerdict, fetch_health
+from depmirror.health.view import HealthView, TargetHealth
 
 _FAILED = {"failing": "unhealthy", "healthy": "healthy", "degraded": "unknown", "unknown": "unknown"}
 _CANDIDATE = {"healthy": "healthy", "degraded": "unhealthy", "failing": "unhealthy", "unknown": "unknown"}
@@ -45,7 +44,7 @@ class PrometheusHealthChecker:
         )
 
 
-def _word(table: Mapping[str, str], verdict: Verdict | None) -> RunnerVerdict:
+def _word(table: Mapping[str, str], verdict: InstanceVerdict | None) -> TargetHealth:
     word: Any = "unknown" if verdict is None else table[verdict.state]
     return word
 

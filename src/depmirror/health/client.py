@@ -18,7 +18,7 @@ from prometheus_api_client import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from depmirror.health.queries import parse_duration
+from depmirror.durations import parse_duration
 
 
 class PrometheusUnavailable(Exception):

@@ -12,11 +12,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.model import Graph
 from depmirror.health.client import PrometheusSource, PrometheusUnavailable
 from depmirror.health.queries import BLACKBOX_JOB, DependencyQueries, InstanceRef, queries_for
-from depmirror.health.score import Decision, Sample, State, decide, scored
-from depmirror.health.spec import HealthSpec
+from depmirror.health.score import Decision, HealthBand, Sample, decide, scored
 from depmirror.health.system import aggregate, snapshot
 from depmirror.planner.state import HealthSnapshot, instance_key
 
@@ -28,14 +28,14 @@ _COMBINE = {"up": min, "latency": max, "error_ratio": max}
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class InstanceVerdict:
     """The verdict on one instance and everything behind it: the queries and the samples they returned."""
 
     dependency: str
     host: str
     zone: str | None
     role: str | None
-    state: State
+    state: HealthBand
     score: float | None
     reason: str
     queries: Mapping[str, str]
@@ -61,7 +61,7 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     graph: Graph = field(repr=False)
-    verdicts: tuple[Verdict, ...]
+    verdicts: tuple[InstanceVerdict, ...]
     checked_at: float
     warnings: tuple[str, ...] = ()
     interval: float = DEFAULT_INTERVAL
@@ -72,7 +72,7 @@ class HealthReport:
     def snapshot(self) -> HealthSnapshot:
         return snapshot(self.graph, self.scores())
 
-    def rollback_candidates(self) -> list[Verdict]:
+    def rollback_candidates(self) -> list[InstanceVerdict]:
         """Primaries whose verdict allows a rollback; an unreachable Prometheus yields none."""
         return [v for v in self.verdicts if v.role == "primary" and v.allows_destructive_action]
 
@@ -105,7 +105,7 @@ def fetch_health(
     now = time.time() if now is None else now
     wanted = list(instances) if instances is not None else None
     warnings: list[str] = []
-    verdicts: list[Verdict] = []
+    verdicts: list[InstanceVerdict] = []
     failure: str | None = None
     with PrometheusSource(url, token, timeout) as source:
         step = interval
@@ -184,7 +184,7 @@ def _judge(
     refs: list[InstanceRef] | None,
     unhealthy: float,
     warnings: list[str],
-) -> list[Verdict]:
+) -> list[InstanceVerdict]:
     if data.unlabelled:
         warnings.append(
             f"{queries.dependency}: a health query returns series without a `host` label; they are ignored"
@@ -198,7 +198,7 @@ def _judge(
         samples = [scored(_sample(data, ref.host, at), dependency.slo) for at in data.grid]
         decision: Decision = decide(samples, queries.samples, unhealthy)
         vm = graph.vms.get(ref.host)
-        verdicts.append(Verdict(
+        verdicts.append(InstanceVerdict(
             ref.dependency, ref.host, vm.zone if vm else None, ref.role or data.roles.get(ref.host),
             decision.state, decision.score, decision.reason, queries.by_signal(), tuple(samples),
         ))
@@ -214,7 +214,24 @@ def _sample(data: _Fetched, host: str, at: float) -> Sample:
     return Sample(at, value("up"), value("latency"), value("error_ratio"), stale)
 
 
-def _unknown(graph: Graph, ref: InstanceRef, queries: DependencyQueries, reason: str) -> Verdict:
+def _unknown(graph: Graph, ref: InstanceRef, queries: DependencyQueries, reason: str) -> InstanceVerdict:
     vm = graph.vms.get(ref.host)
     zone = vm.zone if vm else None
-    return Verdict(ref.dependency, ref.host, zone, ref.role, "unknown", None, reason, queries.by_signal())
+    return InstanceVerdict(ref.dependency, ref.host, zone, ref.role, "unknown", None, reason, queries.by_signal())
+
+
+def collect_snapshot(
+    graph: Graph,
+    url: str,
+    *,
+    token: str | None = None,
+    timeout: float = 5.0,
+    instances: Iterable[InstanceRef] | None = None,
+) -> tuple[HealthSnapshot, list[str]]:
+    """The planner's HealthSnapshot from Prometheus, and warnings (why health is unknown, if it is).
+
+    Without `instances`, every instance Prometheus has data on is judged. An unreachable Prometheus gives
+    an empty snapshot (all unknown) and a warning, never an exception.
+    """
+    report = fetch_health(graph, url, instances, token=token, timeout=timeout)
+    return report.snapshot(), list(report.warnings)

@@ -6,20 +6,17 @@ planner and the alerts read one signal.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from string import Template
 
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.model import VM, Dependency
-from depmirror.health.spec import HealthSpec
 
 BLACKBOX_JOB = "depmirror-blackbox"
 # Blackbox exporter modules from Debian's /etc/prometheus/blackbox.yml (also the exporter's defaults).
 PROBE_MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "redis": "tcp_connect"}
 SIGNALS = ("up", "latency", "error_ratio")
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +79,6 @@ def queries_for(dependency: Dependency, spec: HealthSpec | None = None) -> Depen
         error_ratio=custom(spec.error_ratio),
         samples=spec.samples,
     )
-
-
-def parse_duration(value: str | float | int) -> float:
-    """Seconds from a number or a Prometheus-style duration ('500ms', '5s', '1m')."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(value.strip())
-        if not match:
-            raise ValueError(f"{value!r} is not a duration such as 500ms, 5s or 1m")
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive duration")
-    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from depmirror.durations import parse_duration
 from depmirror.errors import ConfigError
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.model import Graph, Slo
 from depmirror.health.queries import (
     BLACKBOX_JOB,
@@ -17,12 +19,10 @@ from depmirror.health.queries import (
     InstanceRef,
     blackbox_selector,
     format_duration,
-    parse_duration,
     probe_module,
     probe_target,
     queries_for,
 )
-from depmirror.health.spec import HealthSpec
 from depmirror.planner.state import instance_key
 
 ROLES = ("primary", "mirror", "standby")

@@ -13,8 +13,8 @@ from typing import Literal
 
 from depmirror.graph.model import Slo
 
-State = Literal["healthy", "degraded", "failing", "unknown"]
-STATES: tuple[State, ...] = ("healthy", "degraded", "failing", "unknown")
+HealthBand = Literal["healthy", "degraded", "failing", "unknown"]
+STATES: tuple[HealthBand, ...] = ("healthy", "degraded", "failing", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ def scored(sample: Sample, slo: Slo) -> Sample:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    state: State
+    state: HealthBand
     score: float | None
     reason: str
 

@@ -4,9 +4,9 @@
 and instance list are in `Plan.next_state`, for the caller to persist once the plan is applied.
 
 The records of a plan (here and the planner's own in weights, replication and placement) are slotted
-dataclasses but not frozen: a frozen dataclass sets every field through object.__setattr__, which for
-the ~150k records of a 10k-dependency plan was a fifth of compute_plan's time (bench/plan_scale.py).
-Treat them as read-only all the same. The graph model and the state stay frozen.
+dataclasses but not frozen: a frozen dataclass sets every field through object.__setattr__, too slow for
+the ~150k records of a 10k-dependency plan (docs/performance.md, "Planning"). Treat them as read-only all
+the same. The graph model and the state stay frozen.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from depmirror.gc_pause import paused_gc
 from depmirror.graph.model import Dependency, Graph, Mode, Role
-from depmirror.planner.gc_pause import paused_gc
 from depmirror.planner.placement import DependencyPlacement, PlacementRequest, place
 from depmirror.planner.replication import (
     BudgetItem,

@@ -15,6 +15,8 @@ from typing import Any
 
 from depmirror.errors import DepmirrorError
 
+STANDBY_ROLE = {"active-passive": "standby", "active-active": "mirror"}
+
 
 class RollbackRefused(DepmirrorError):
     """No instance may take over; nothing was changed. The decision says why, per candidate."""
@@ -91,16 +93,24 @@ def switched(item: dict[str, Any], decision: RollbackDecision) -> dict[str, Any]
     """The dependency after the switchover: the target is primary, the failed instance is fenced out."""
     if decision.target is None:
         raise ValueError("switched() needs a decision with a target")
+    target = decision.target
+    return with_primary(item, target.host, address=target.address, port=target.port, without=decision.failed)
+
+
+def with_primary(
+    item: dict[str, Any], host: str, *, address: str | None, port: int, without: str | None = None
+) -> dict[str, Any]:
+    """The one primary-swap rule for a plan's dependency: `host` becomes primary, the old primary stays as a
+    standby (active-passive) or a mirror (active-active), and `without` leaves the instances."""
     after = copy.deepcopy(item)
-    target = decision.target.host
-    standby_role = "standby" if item.get("mode") == "active-passive" else "mirror"
-    after["instances"] = [i for i in after.get("instances", []) if i["host"] != decision.failed]
+    after["instances"] = [i for i in after.get("instances", []) if i["host"] != without]
+    demoted = STANDBY_ROLE.get(item.get("mode", ""), "mirror")
     for instance in after["instances"]:
-        if instance["host"] == target:
+        if instance["host"] == host:
             instance["role"] = "primary"
         elif instance["role"] == "primary":
-            instance["role"] = standby_role
-    after["primary"] = {"host": target, "address": decision.target.address, "port": decision.target.port}
+            instance["role"] = demoted
+    after["primary"] = {"host": host, "address": address, "port": port}
     return after
 
 

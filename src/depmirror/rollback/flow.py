@@ -15,11 +15,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from depmirror.errors import DepmirrorError
+from depmirror.fleet.applied import plan_of, with_dependency
+from depmirror.fleet.events import record_event
+from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
-from depmirror.rollback.decide import RollbackDecision, RollbackRefused, choose_target, switched
+from depmirror.health.evaluate import fetch_health
+from depmirror.rollback.decide import (
+    STANDBY_ROLE,
+    RollbackDecision,
+    RollbackRefused,
+    choose_target,
+    switched,
+    with_primary,
+)
 from depmirror.store import EventFilter, open_store
-
-STANDBY_ROLE = {"active-passive": "standby", "active-active": "mirror"}
 
 
 class FlowError(DepmirrorError):
@@ -45,33 +54,23 @@ def host_of(dependency: str, instance: str) -> str:
 
 def running_dependencies(store_url: str) -> list[dict[str, Any]]:
     """What the load balancers route now: the applied plan, with the primaries the store records."""
-    store = open_store(store_url)
-    try:
+    with open_store(store_url) as store:
         applied = store.applied_plan()
         primaries = store.primaries()
-    finally:
-        store.close()
-    if not applied or not applied.get("plan", {}).get("dependencies"):
+    if not plan_of(applied).get("dependencies"):
         raise FlowError(
             f"the state store {store_url} holds no applied plan "
             "(fix: run playbooks/adjust.yml with depmirror_state_store set to this store first)"
         )
-    return [_with_primary(item, primaries.get(item["name"])) for item in applied["plan"]["dependencies"]]
+    return [_with_primary(item, primaries.get(item["name"])) for item in plan_of(applied)["dependencies"]]
 
 
 def _with_primary(item: dict[str, Any], primary: str | None) -> dict[str, Any]:
     hosts = {i["host"]: i for i in item.get("instances", [])}
     if primary is None or primary not in hosts or (item.get("primary") or {}).get("host") == primary:
         return item
-    after = copy.deepcopy(item)
-    for instance in after["instances"]:
-        if instance["host"] == primary:
-            instance["role"] = "primary"
-        elif instance["role"] == "primary":
-            instance["role"] = STANDBY_ROLE.get(item.get("mode", ""), "mirror")
     chosen = hosts[primary]
-    after["primary"] = {"host": primary, "address": chosen["address"], "port": chosen.get("port", item["port"])}
-    return after
+    return with_primary(item, primary, address=chosen["address"], port=chosen.get("port", item["port"]))
 
 
 def live_health(
@@ -86,8 +85,6 @@ def live_health(
     """Verdicts of one dependency's instances. No Prometheus: every instance is unknown, never a target."""
     if not url:
         return Health({}, {}, [], ["no Prometheus URL: health is unknown, so no instance can be a target"])
-    from depmirror.health.evaluate import fetch_health  # the HTTP client only when health is asked for
-
     report = fetch_health(
         graph, url, None, token=token, timeout=timeout, interval=interval, dependencies={dependency}
     )
@@ -277,12 +274,8 @@ def prepare_failback(
     recovered_vars = {"host": recovered, "zone": vm.zone, "address": vm.address, "port": item["port"]}
     new_primary = primary
     if move_primary_back:
-        for instance in after["instances"]:
-            instance["role"] = "primary" if instance["host"] == recovered else (
-                standby if instance["role"] == "primary" else instance["role"]
-            )
+        after = with_primary(after, recovered, address=vm.address, port=item["port"])
         new_primary = {**recovered_vars, "role": "primary"}
-        after["primary"] = {"host": recovered, "address": vm.address, "port": item["port"]}
     moved = "and takes the primary role back" if move_primary_back else f"as {standby} of {primary['host']}"
     return {
         "dependency": dependency,
@@ -308,11 +301,8 @@ class FailbackRefused(DepmirrorError):
 
 
 def _hold_left(store_url: str, dependency: str, host: str, hold_s: float, now: datetime) -> float:
-    store = open_store(store_url)
-    try:
+    with open_store(store_url) as store:
         events = store.events(EventFilter(dependency=dependency, kinds=("rollback",), limit=50))
-    finally:
-        store.close()
     for event in events:  # newest first
         if event.outcome == "succeeded" and event.instance and host_of(dependency, event.instance) == host:
             return max(0.0, hold_s - (now - event.time).total_seconds())
@@ -325,15 +315,8 @@ def record_routing(store_url: str, after: dict[str, Any]) -> None:
     Without this, the next switchover of another dependency would re-render this one from the plan that
     adjust applied, and put a fenced instance back into its upstream. The planner's state is left alone.
     """
-    store = open_store(store_url)
-    try:
-        applied = store.applied_plan() or {}
-        plan = applied.get("plan") or {}
-        plan["dependencies"] = _replace(list(plan.get("dependencies") or []), after)
-        applied["plan"] = plan
-        store.set_applied_plan(applied)
-    finally:
-        store.close()
+    with open_store(store_url) as store:
+        store.set_applied_plan(with_dependency(store.applied_plan(), after))
 
 
 def elapsed(started: float) -> float:
@@ -341,7 +324,7 @@ def elapsed(started: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Request:
+class SwitchoverRequest:
     """What a playbook asks: the names as the runner passes them (`depmirror_*` extra vars)."""
 
     graph: str
@@ -360,10 +343,8 @@ class Request:
     action_id: str | None = None
 
 
-def decide_rollback(request: Request, *, record_refusal: bool = True) -> dict[str, Any]:
+def decide_rollback(request: SwitchoverRequest, *, record_refusal: bool = True) -> dict[str, Any]:
     """The switchover, or RollbackRefused after appending a `refused` event (nothing else changed)."""
-    from depmirror.graph.load import load_graph
-
     started = time.time()
     graph = load_graph(request.graph)
     threshold = graph.policy.health.unhealthy if request.unhealthy_below is None else request.unhealthy_below
@@ -391,11 +372,9 @@ def decide_rollback(request: Request, *, record_refusal: bool = True) -> dict[st
 
 
 def decide_failback(
-    request: Request, *, hold_s: float, move_primary_back: bool, record_refusal: bool = True
+    request: SwitchoverRequest, *, hold_s: float, move_primary_back: bool, record_refusal: bool = True
 ) -> dict[str, Any]:
     """The failback, or FailbackRefused after appending a `refused` event (nothing else changed)."""
-    from depmirror.graph.load import load_graph
-
     started = time.time()
     graph = load_graph(request.graph)
     dependencies = running_dependencies(request.store)
@@ -418,9 +397,9 @@ def decide_failback(
     return decided
 
 
-def _record_refusal(request: Request, action: str, reason: str, started: float, extra: dict[str, Any]) -> None:
-    from depmirror.fleet.events import record_event
-
+def _record_refusal(
+    request: SwitchoverRequest, action: str, reason: str, started: float, extra: dict[str, Any]
+) -> None:
     record_event(request.store, {
         "kind": "refused",
         "dependency": request.dependency,

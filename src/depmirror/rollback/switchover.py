@@ -20,7 +20,7 @@ from depmirror.errors import DepmirrorError
 from depmirror.fleet.events import record_event
 from depmirror.graph.load import load_graph
 from depmirror.rollback.decide import RollbackRefused
-from depmirror.rollback.flow import Request, decide_rollback, elapsed, record_routing, running_dependencies
+from depmirror.rollback.flow import SwitchoverRequest, decide_rollback, elapsed, record_routing, running_dependencies
 from depmirror.rollback.nginx import NginxOptions, render_release
 from depmirror.rollback.redis_state import promote, read_offsets
 from depmirror.rollback.remote import Sessions, SshOptions
@@ -96,9 +96,9 @@ class FastPath:
             fence.join(self.config.fence_timeout_s + self.config.ssh.connect_timeout_s + 1)
         self.sessions.close()
 
-    def _request(self, switch: Switch, offsets: dict[str, int] | None = None) -> Request:
+    def _request(self, switch: Switch, offsets: dict[str, int] | None = None) -> SwitchoverRequest:
         c = self.config
-        return Request(
+        return SwitchoverRequest(
             graph=str(c.graph), store=switch.store, dependency=switch.dependency, instance=switch.instance,
             prometheus_url=c.prometheus_url, prometheus_token=c.prometheus_token,
             prometheus_timeout=c.prometheus_timeout_s, health_interval=c.health_interval_s,

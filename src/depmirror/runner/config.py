@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from depmirror.durations import parse_duration
 from depmirror.errors import ConfigError
 from depmirror.rollback.nginx import NginxOptions
 from depmirror.rollback.remote import SshOptions
@@ -400,8 +401,6 @@ def _fast_path(fast: _Reader, top: _Reader, playbook: Path) -> FastPathConfig:
     ssh, nginx = fast.section("ssh"), fast.section("nginx")
     token_env = fast.text("prometheus_token_env", "DEPMIRROR_PROMETHEUS_TOKEN")
     try:
-        from depmirror.health.queries import parse_duration
-
         interval_s = parse_duration(interval)
     except (TypeError, ValueError) as error:
         raise fast.error("health_interval", str(error), "a duration like 5s") from error

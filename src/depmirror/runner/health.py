@@ -7,30 +7,12 @@ loads a checker named in its config as `module.path:factory` (factory(options) -
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from depmirror.errors import ConfigError
+from depmirror.health.view import HealthView, TargetHealth
 
-Verdict = Literal["healthy", "unhealthy", "unknown"]
-
-
-@dataclass(frozen=True, slots=True)
-class HealthView:
-    """What the checker saw: the alerting instance, every other instance of the dependency, and why.
-
-    `candidates` is empty when the checker cannot list the dependency's instances: that is "unknown",
-    not "no mirror".
-    """
-
-    failed_instance: Verdict
-    candidates: dict[str, Verdict] = field(default_factory=dict)
-    source: str = "none"
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    def healthy_targets(self) -> list[str]:
-        return sorted(name for name, verdict in self.candidates.items() if verdict == "healthy")
-
+__all__ = ["HealthChecker", "HealthView", "TargetHealth", "UnknownHealthChecker", "load_health_checker"]
 
 class HealthChecker(Protocol):
     async def check(self, dependency: str, failed_instance: str) -> HealthView: ...

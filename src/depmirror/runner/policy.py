@@ -48,7 +48,7 @@ def action_label_reason(labels: dict[str, str]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class PolicyVerdict:
     """`act` true: go (or shadow); otherwise `kind` is the event to record and `reason` says why."""
 
     act: bool
@@ -82,32 +82,32 @@ def flap_since(now: datetime, policy: PolicyConfig) -> datetime:
     return now - timedelta(seconds=policy.flap_window_s)
 
 
-def judge_rollback_health(view: HealthView, policy: PolicyConfig) -> Verdict:
+def judge_rollback_health(view: HealthView, policy: PolicyConfig) -> PolicyVerdict:
     """Never fail over to an unhealthy or unknown target; never act on an alert the instance outgrew."""
     if view.failed_instance == "healthy":
-        return Verdict(act=False, kind="refused", reason="the alerting instance is healthy again")
+        return PolicyVerdict(act=False, kind="refused", reason="the alerting instance is healthy again")
     if view.candidates:
         targets = view.healthy_targets()
         if not targets:
             seen = ", ".join(f"{name}={verdict}" for name, verdict in sorted(view.candidates.items()))
-            return Verdict(act=False, kind="refused", reason=f"no healthy target ({seen})")
-        return Verdict(act=True, candidates=tuple(targets))
+            return PolicyVerdict(act=False, kind="refused", reason=f"no healthy target ({seen})")
+        return PolicyVerdict(act=True, candidates=tuple(targets))
     if policy.on_unknown_health == "delegate":
         # The playbook picks the target from live health and refuses unknown ones itself.
-        return Verdict(act=True, reason="target health unknown here; the playbook chooses and verifies")
-    return Verdict(
+        return PolicyVerdict(act=True, reason="target health unknown here; the playbook chooses and verifies")
+    return PolicyVerdict(
         act=False,
         kind="refused",
         reason=f"target health unknown (checker: {view.source}); policy.on_unknown_health is refuse",
     )
 
 
-def judge_failback_health(view: HealthView) -> Verdict:
+def judge_failback_health(view: HealthView) -> PolicyVerdict:
     if view.failed_instance != "healthy":
-        return Verdict(
+        return PolicyVerdict(
             act=False, kind="refused", reason=f"the recovered instance is {view.failed_instance}, not healthy"
         )
-    return Verdict(act=True)
+    return PolicyVerdict(act=True)
 
 
 def by_instance(alerts: Sequence[QueuedAlert]) -> dict[str, list[QueuedAlert]]:

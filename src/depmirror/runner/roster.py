@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from depmirror.fleet.applied import hosts_by_dependency
 from depmirror.runner.worker import StoreCaller
 
 
@@ -56,19 +56,9 @@ class RosterSource:
         async with self._lock:
             if stamp != self._stamp:
                 plan = await self.db(self.db.store.applied_plan)
-                self._roster = Roster(self.placed, applied_instances(plan))
+                self._roster = Roster(self.placed, hosts_by_dependency(plan))
                 self._stamp = stamp
         return self._roster
-
-
-def applied_instances(record: Mapping[str, Any] | None) -> dict[str, frozenset[str]]:
-    """Hosts per dependency in an applied-plan record (as `record_applied_plan` stores it)."""
-    plan = (record or {}).get("plan") or {}
-    return {
-        str(item["name"]): frozenset(str(i["host"]) for i in item.get("instances", []) if i.get("host"))
-        for item in plan.get("dependencies", [])
-        if isinstance(item, Mapping) and item.get("name")
-    }
 
 
 def _short(text: str) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
+from depmirror.durations import duration_seconds
 from depmirror.store.model import EVENT_KINDS, EventFilter
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_LIMIT = 10_000
 
 
@@ -18,9 +16,9 @@ class FilterError(ValueError):
 
 def parse_since(text: str, now: datetime) -> datetime:
     """`30m`, `2h`, `7d` (ago) or an ISO 8601 time with a time zone."""
-    match = _DURATION.match(text.strip())
-    if match:
-        return now - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as error:

@@ -2,15 +2,14 @@ from __future__ import annotations
 
 import pytest
 
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.model import VM, Dependency, DeploySpec
 from depmirror.health.queries import (
     format_duration,
-    parse_duration,
     probe_module,
     probe_target,
     queries_for,
 )
-from depmirror.health.spec import HealthSpec
 
 VM_A1 = VM("vm-a1", "198.18.0.11", "zone-a")
 API = Dependency("payments-api", tier=0, kind="http", port=8082, deploy=DeploySpec("run {port}", "/health"))
@@ -51,17 +50,6 @@ def test_custom_queries_name_their_dependency() -> None:
 def test_a_spec_needs_at_least_one_sample() -> None:
     with pytest.raises(ValueError, match="samples"):
         HealthSpec(samples=0)
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("5s", 5.0), ("2m", 120.0), (3, 3.0)])
-def test_durations(text: str | int, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["soon", "0s", "-1", True])
-def test_bad_durations_are_refused(text: str | bool) -> None:
-    with pytest.raises(ValueError):
-        parse_duration(text)
 
 
 def test_durations_are_written_as_prometheus_reads_them() -> None:

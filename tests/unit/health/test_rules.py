@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from depmirror.errors import ConfigError
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import instance_refs, monitoring_config, render_rules, render_targets
-from depmirror.health.spec import HealthSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "inventories" / "example" / "graph.yml"

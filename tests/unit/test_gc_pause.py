@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from depmirror.planner.gc_pause import paused_gc
+from depmirror.gc_pause import paused_gc
 
 
 @pytest.fixture

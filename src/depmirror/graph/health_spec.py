@@ -1,7 +1,5 @@
-"""What a graph may say about a dependency's health queries (`dependencies.<name>.health`).
-
-Standalone on purpose: the graph model can import HealthSpec without importing the rest of the package.
-"""
+"""What a graph may say about a dependency's health queries (`dependencies.<name>.health`): part of the graph
+model; `depmirror.health` turns it into PromQL."""
 
 from __future__ import annotations
 

@@ -3,8 +3,7 @@
 Planning 10k dependencies allocates a few hundred thousand objects (plan records, instance lists, JSON
 dicts) that all stay reachable until the call returns. The collector runs every 700 allocations and,
 once the new objects outnumber a quarter of the old ones, walks the whole heap (the graph included)
-to free nothing: measured on the 10k bench, three full collections cost about a fifth of compute_plan's
-time and none happen at 1k, which is what made 10k scale worse than linearly (bench/plan_scale.py).
+to free nothing: at 10k that made planning scale worse than linearly (docs/performance.md, "Planning").
 
 Nothing built here forms reference cycles, so reference counting still frees every temporary at once;
 the collector is only postponed until the call returns, not skipped. The previous setting is restored
