@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import STORE_ARGS, LibraryAction
 
 try:
-    from depmirror.fleet.events import record_event
+    from depmirror.fleet.rollback_history import record_event
 except ImportError:
     pass  # LibraryAction reports the missing library
 

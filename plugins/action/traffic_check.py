@@ -6,7 +6,7 @@ from __future__ import annotations
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import LibraryAction
 
 try:
-    from depmirror.rollback.traffic import check_traffic
+    from depmirror.rollback.traffic_check import check_traffic
 except ImportError:
     pass  # LibraryAction reports the missing library
 

@@ -154,7 +154,7 @@ class Resp:
         self.stream = self.sock.makefile("rb")
 
     def call(self, *args: str) -> Any:
-        from depmirror.rollback.traffic import _read_reply
+        from depmirror.rollback.traffic_check import _read_reply
 
         payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         self.sock.sendall(payload.encode())

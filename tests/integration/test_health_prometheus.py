@@ -28,14 +28,14 @@ from tests.integration.health_services import (
 )
 
 from depmirror.cli.main import main
+from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
 from depmirror.health import collect_snapshot
 from depmirror.health.checker import PrometheusHealthChecker
-from depmirror.health.evaluate import HealthReport, Verdict, fetch_health
+from depmirror.health.evaluate import HealthReport, InstanceVerdict, fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
-from depmirror.health.spec import HealthSpec
 
 pytestmark = pytest.mark.services
 
@@ -65,7 +65,7 @@ class Lab:
         )
 
 
-def verdict(report: HealthReport, key: str) -> Verdict:
+def verdict(report: HealthReport, key: str) -> InstanceVerdict:
     return next(v for v in report.verdicts if v.key == key)
 
 
@@ -188,7 +188,7 @@ def test_a_killed_instance_goes_failing_after_the_configured_samples(lab: Lab) -
     lab.doomed.kill()
     seen: list[tuple[str, int]] = []
 
-    def failing() -> Verdict | None:
+    def failing() -> InstanceVerdict | None:
         found = verdict(lab.report(), key)
         bad = sum(1 for s in found.samples if s.up == 0.0)
         seen.append((found.state, bad))

@@ -16,7 +16,7 @@ from typing import Any
 
 from depmirror.errors import DepmirrorError
 from depmirror.fleet.applied import plan_of, with_dependency
-from depmirror.fleet.events import record_event
+from depmirror.fleet.rollback_history import record_event
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
 from depmirror.health.evaluate import fetch_health

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from depmirror.errors import DepmirrorError
-from depmirror.fleet.events import record_event
+from depmirror.fleet.rollback_history import record_event
 from depmirror.graph.load import load_graph
 from depmirror.rollback.decide import RollbackRefused
 from depmirror.rollback.flow import SwitchoverRequest, decide_rollback, elapsed, record_routing, running_dependencies
 from depmirror.rollback.nginx import NginxOptions, render_release
 from depmirror.rollback.redis_state import promote, read_offsets
 from depmirror.rollback.remote import Sessions, SshOptions
-from depmirror.rollback.traffic import check_traffic
+from depmirror.rollback.traffic_check import check_traffic
 
 SWAP_SOURCE = Path("plugins/module_utils/nginx_swap.py")
 TEMPLATES = Path("roles/nginx_upstream/templates")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests.integration.health_services import REDIS, free_port, need, processes, start_redis
 
-from depmirror.rollback.traffic import _read_reply, check_traffic
+from depmirror.rollback.traffic_check import _read_reply, check_traffic
 
 
 class _Upstreams:
