@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depmirror.planner.state import State
-from depmirror.store import Event, RFDecision, open_store
+from depmirror.store import Event, RfChange, open_store
 
 PLAN_KEY = "plan"
 STATE_KEY = "state"
@@ -82,7 +82,7 @@ def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool =
                 if store.primary(dependency) != host:
                     store.set_primary(dependency, host)
             for dependency, (old, new) in rf_changes.items():
-                store.record_rf_decision(RFDecision(dependency=dependency, rf=new))
+                store.record_rf_change(RfChange(dependency=dependency, rf=new))
                 store.append_event(_rf_event(dependency, old, new, shown))
     return RecordResult(changed, primaries, rf_changes, before, after)
 

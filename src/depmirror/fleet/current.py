@@ -62,6 +62,10 @@ def state_from_store(url: str) -> State | None:
 
 
 def _missing(url: str) -> bool:
+    """A SQLite file not created yet (nothing applied so far). A server URL is never "missing": a server
+    that does not answer must stop the plan, not let it start from an empty fleet."""
+    if "://" in url and not url.startswith("sqlite:"):
+        return False
     path = url.split(":", 1)[1].lstrip("/") if url.startswith("sqlite:") else url
     if url.startswith("sqlite:////"):
         path = "/" + path

@@ -13,7 +13,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     QueuedAlert,
-    RFDecision,
+    RfChange,
 )
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     "Event",
     "EventFilter",
     "QueuedAlert",
-    "RFDecision",
+    "RfChange",
     "Store",
     "StoreError",
     "default_store_url",

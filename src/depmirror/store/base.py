@@ -23,7 +23,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     QueuedAlert,
-    RFDecision,
+    RfChange,
 )
 
 # Builds the event that records alerts refused at intake, one per reason.
@@ -82,10 +82,10 @@ class Store(ABC):
     def set_applied_plan(self, plan: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    def record_rf_decision(self, decision: RFDecision) -> None: ...
+    def record_rf_change(self, decision: RfChange) -> None: ...
 
     @abstractmethod
-    def rf_decisions(self, dependency: str | None = None, since: datetime | None = None) -> list[RFDecision]:
+    def rf_changes(self, dependency: str | None = None, since: datetime | None = None) -> list[RfChange]:
         """RF decisions oldest first: the planner's hysteresis reads the recent ones."""
 
     # --- the runner's durable alert queue ---------------------------------------------------------

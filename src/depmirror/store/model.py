@@ -98,7 +98,10 @@ class EventFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class RFDecision:
+class RfChange:
+    """A replication factor the store recorded for a dependency (when `adjust` applied it): the history of RF
+    changes. The planner's hysteresis memory is `depmirror.planner.state.RfDecision`."""
+
     dependency: str
     rf: int
     time: datetime = field(default_factory=utcnow)

@@ -21,7 +21,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     QueuedAlert,
-    RFDecision,
+    RfChange,
 )
 from depmirror.store.sqlite_failures import explain, refuse_unopenable, refuse_unwritable
 from depmirror.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
@@ -277,14 +277,14 @@ class SQLiteStore(Store):
                 (_json(plan), _ts(datetime.now(UTC))),
             )
 
-    def record_rf_decision(self, decision: RFDecision) -> None:
+    def record_rf_change(self, decision: RfChange) -> None:
         with self._write() as db:
             db.execute(
                 "INSERT INTO rf_decisions (dependency, rf, ts) VALUES (?,?,?)",
                 (decision.dependency, decision.rf, _ts(decision.time)),
             )
 
-    def rf_decisions(self, dependency: str | None = None, since: datetime | None = None) -> list[RFDecision]:
+    def rf_changes(self, dependency: str | None = None, since: datetime | None = None) -> list[RfChange]:
         sql = "SELECT dependency, rf, ts FROM rf_decisions WHERE 1=1"
         params: list[Any] = []
         if dependency is not None:
@@ -295,7 +295,7 @@ class SQLiteStore(Store):
             params.append(_ts(since))
         with self._read() as db:
             rows = db.execute(sql + " ORDER BY ts, id", params).fetchall()
-        return [RFDecision(dependency=r[0], rf=r[1], time=_dt(r[2])) for r in rows]
+        return [RfChange(dependency=r[0], rf=r[1], time=_dt(r[2])) for r in rows]
 
     # --- queue -------------------------------------------------------------------------------------
     def enqueue(self, alerts: Sequence[QueuedAlert], ignored: IgnoredEvent | None = None) -> EnqueueResult:

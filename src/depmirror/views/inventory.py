@@ -1,23 +1,18 @@
-"""The plan as an Ansible inventory document: hosts, groups and variables, free of Ansible types.
+"""The plan as an Ansible inventory document: hosts, groups and variables, free of Ansible types. Pure.
 
-The inventory plugin and the `plan` action are thin doors over this module; everything they show is
-decided here, so `ansible-inventory --list` and `depmirror plan --format json` cannot disagree.
+`depmirror.fleet.planning` plans the fleet as it runs now and hands the plan here; the inventory plugin and
+the `plan` action are thin doors over the two, so `ansible-inventory --list` and `depmirror plan --format
+json` cannot disagree.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import time
-from pathlib import Path
 from typing import Any
 
 from depmirror.errors import ConfigError
-from depmirror.fleet.current import load_current
-from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
-from depmirror.planner.gc_pause import paused_gc
-from depmirror.planner.plan import compute_plan
 
 ROLE_GROUPS = {"primary": "primaries", "mirror": "mirrors", "standby": "standbys"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -26,68 +21,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 def safe_group(name: str) -> str:
     """Ansible warns on group names that are not Python identifiers; `-` and `.` become `_`."""
     return _UNSAFE.sub("_", name)
-
-
-def plan_for_playbook(
-    graph_path: str | Path,
-    *,
-    store: str | None = None,
-    prometheus_url: str | None = None,
-    prometheus_token: str | None = None,
-    prometheus_timeout: float = 5.0,
-) -> tuple[dict[str, Any], list[str]]:
-    """The plan as `depmirror plan --format json` prints it, and warnings (e.g. why health is unknown)."""
-    return _plan_document(
-        load_graph(graph_path),
-        store=store,
-        prometheus_url=prometheus_url,
-        prometheus_token=prometheus_token,
-        prometheus_timeout=prometheus_timeout,
-    )
-
-
-@paused_gc()  # the graph, the plan and the document of a 10k fleet: see gc_pause.py
-def build_inventory(
-    graph_path: str | Path,
-    *,
-    store: str | None = None,
-    prometheus_url: str | None = None,
-    prometheus_token: str | None = None,
-    prometheus_timeout: float = 5.0,
-) -> dict[str, Any]:
-    graph = load_graph(graph_path)
-    plan, warnings = _plan_document(
-        graph,
-        store=store,
-        prometheus_url=prometheus_url,
-        prometheus_token=prometheus_token,
-        prometheus_timeout=prometheus_timeout,
-    )
-    document = inventory_document(graph, plan, store)
-    document["warnings"] = warnings
-    return document
-
-
-@paused_gc()
-def _plan_document(
-    graph: Graph,
-    *,
-    store: str | None,
-    prometheus_url: str | None,
-    prometheus_token: str | None,
-    prometheus_timeout: float,
-) -> tuple[dict[str, Any], list[str]]:
-    current = load_current(
-        graph,
-        store=store,
-        prometheus_url=prometheus_url,
-        prometheus_token=prometheus_token,
-        prometheus_timeout=prometheus_timeout,
-    )
-    # The clock is passed in: without `now` the planner takes the newest time in the state, and no
-    # stabilisation window would ever end.
-    plan = compute_plan(graph, current.state, current.health, now=time.time())
-    return plan.to_dict(), [*current.warnings, *plan.warnings]
 
 
 def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = None) -> dict[str, Any]:

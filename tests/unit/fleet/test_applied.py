@@ -3,12 +3,15 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pytest
+from tests.fakes.webhook import free_port
+
 from depmirror.fleet.applied import record_applied_plan
 from depmirror.fleet.current import state_from_store
-from depmirror.fleet.events import record_event
+from depmirror.fleet.rollback_history import record_event
 from depmirror.graph.load import load_graph
 from depmirror.planner.plan import compute_plan
-from depmirror.store import EventFilter, open_store
+from depmirror.store import EventFilter, StoreError, open_store
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "inventories" / "example" / "graph.yml"
 
@@ -82,3 +85,9 @@ def test_a_changed_rf_is_recorded_as_an_event_with_both_values(tmp_path: Path) -
     assert result.rf_changes == {item["name"]: (item["replication_factor"] + 1, item["replication_factor"])}
     newest = open_store(store_url).events(EventFilter(dependency=item["name"], kinds=("rf_change",), limit=1))[0]
     assert newest.decision == f"replication factor {item['replication_factor'] + 1} -> {item['replication_factor']}"
+
+
+def test_a_store_server_that_does_not_answer_stops_the_plan() -> None:
+    # Nothing listens there: planning from an empty fleet would place everything anew.
+    with pytest.raises(StoreError):
+        state_from_store(f"postgresql://depmirror@127.0.0.1:{free_port()}/depmirror?connect_timeout=1")

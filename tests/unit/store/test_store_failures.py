@@ -294,3 +294,10 @@ def test_check_writable_sees_a_store_made_read_only_after_it_opened(shared_dir: 
     result = _run([sys.executable, "-c", CHECK_AFTER_CHMOD, str(store)], work, as_nobody=True)
     assert result.returncode == 0, result.stderr
     assert f"{store}: the store file is read-only for this user" in result.stdout
+
+
+def test_an_unknown_scheme_is_refused_without_echoing_a_password() -> None:
+    with pytest.raises(StoreError) as raised:
+        open_store("postgress://depmirror:s3cret-pass@127.0.0.1:5432/depmirror")
+    assert "unknown store scheme 'postgress'" in str(raised.value)
+    assert "s3cret-pass" not in str(raised.value)
