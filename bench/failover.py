@@ -73,12 +73,20 @@ def main() -> int:
         results: list[failover.FaultResult] = []
         with tempfile.TemporaryDirectory(prefix="depmirror-failover-") as workdir:
             try:
-                fleet = failover.deploy(paths, ROOT, Path(workdir), ROOT / "inventories/example/graph.yml",
-                                        samples=args.samples)
-                watched = watch.start(paths, watch.WatchSettings(
-                    graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT,
-                    cooldown_s=3.0, flap_max_transitions=10_000,
-                ))
+                fleet = failover.deploy(
+                    paths, ROOT, Path(workdir), ROOT / "inventories/example/graph.yml", samples=args.samples
+                )
+                watched = watch.start(
+                    paths,
+                    watch.WatchSettings(
+                        graph=fleet.graph,
+                        store=fleet.store,
+                        inventories=fleet.inventories,
+                        collection=ROOT,
+                        cooldown_s=3.0,
+                        flap_max_transitions=10_000,
+                    ),
+                )
                 from depmirror.graph.load import load_graph
 
                 graph = load_graph(fleet.graph)
@@ -86,23 +94,33 @@ def main() -> int:
                 for kind in kinds:
                     for number in range(args.faults):
                         dependency = DEPENDENCIES[number % len(DEPENDENCIES)]
-                        result = failover.fault_and_wait(paths, watched, kind, dependency,
-                                                         (LB, graph.dependencies[dependency].port))
+                        result = failover.fault_and_wait(
+                            paths, watched, kind, dependency, (LB, graph.dependencies[dependency].port)
+                        )
                         results.append(result)
-                        print(f"{kind:4} #{number + 1:<2} {dependency:12} {result.failed} -> {result.target}: "
-                              f"{result.outcome}, fault->switched {result.fault_to_switched_s}s, "
-                              f"webhook->switched {result.webhook_to_switched_s}s, "
-                              f"{len(result.client_errors)} errors in {result.requests} requests", flush=True)
-                        failover.recover(paths, watched, ROOT, kind, dependency, result.failed,
-                                         switched_at=result.switched_at)
+                        print(
+                            f"{kind:4} #{number + 1:<2} {dependency:12} {result.failed} -> {result.target}: "
+                            f"{result.outcome}, fault->switched {result.fault_to_switched_s}s, "
+                            f"webhook->switched {result.webhook_to_switched_s}s, "
+                            f"{len(result.client_errors)} errors in {result.requests} requests",
+                            flush=True,
+                        )
+                        failover.recover(
+                            paths, watched, ROOT, kind, dependency, result.failed, switched_at=result.switched_at
+                        )
                         time.sleep(3.5)  # the runner's cooldown (3 s) after the failback
             finally:
                 watch.stop(paths)
                 lab.restore(paths)
     report = {
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version()},
-        "settings": {"scrape_and_evaluation_s": 1, "group_wait_s": 0, "health_samples": args.samples,
-                     "path": "fast", "faults_per_kind": args.faults},
+        "settings": {
+            "scrape_and_evaluation_s": 1,
+            "group_wait_s": 0,
+            "health_samples": args.samples,
+            "path": "fast",
+            "faults_per_kind": args.faults,
+        },
         **summary(results),
         "by_kind": {kind: summary([r for r in results if r.kind == kind]) for kind in kinds},
         "faults_detail": [r.to_dict() for r in results],

@@ -47,12 +47,14 @@ class Chain:
 
     def rollbacks_since(self, dependency: str, since: float) -> list[Any]:
         with open_store(self.fleet.store) as store:
-            return store.events(EventFilter(dependency=dependency, kinds=("rollback",),
-                                            since=datetime.fromtimestamp(since, UTC)))
+            return store.events(
+                EventFilter(dependency=dependency, kinds=("rollback",), since=datetime.fromtimestamp(since, UTC))
+            )
 
     def recover(self, result: failover.FaultResult) -> None:
-        failover.recover(self.paths, self.watch, ROOT, result.kind, result.dependency, result.failed,
-                         switched_at=result.switched_at)
+        failover.recover(
+            self.paths, self.watch, ROOT, result.kind, result.dependency, result.failed, switched_at=result.switched_at
+        )
         time.sleep(3.5)  # the runner's cooldown after the failback
 
 
@@ -67,10 +69,17 @@ def chain(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert wiped.rc == 0, wiped.messages() or wiped.stderr[-3000:]
     fleet = failover.deploy(lab_up, ROOT, tmp_path_factory.mktemp("chain"), ROOT / "inventories/example/graph.yml")
     try:
-        watched = watch.start(lab_up, watch.WatchSettings(
-            graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT, cooldown_s=3.0,
-            flap_max_transitions=100,  # the module faults the same few instances on purpose
-        ))
+        watched = watch.start(
+            lab_up,
+            watch.WatchSettings(
+                graph=fleet.graph,
+                store=fleet.store,
+                inventories=fleet.inventories,
+                collection=ROOT,
+                cooldown_s=3.0,
+                flap_max_transitions=100,  # the module faults the same few instances on purpose
+            ),
+        )
         failover.wait_healthy(watched, timeout_s=120)
         yield Chain(lab_up, fleet, watched, load_graph(fleet.graph))
     finally:

@@ -65,9 +65,7 @@ class FakeAwx:
         if not self._authorized(request):
             return web.json_response({"detail": "Authentication credentials were not provided."}, status=401)
         if not self.can_read_settings:
-            return web.json_response(
-                {"detail": "You do not have permission to perform this action."}, status=403
-            )
+            return web.json_response({"detail": "You do not have permission to perform this action."}, status=403)
         return web.json_response(
             {
                 "ALLOW_JINJA_IN_EXTRA_VARS": self.allow_jinja_in_extra_vars,
@@ -90,9 +88,7 @@ class FakeAwx:
         if isinstance(extra_vars, str):
             extra_vars = json.loads(extra_vars)
         self.launches += 1
-        job = FakeJob(
-            id=100 + self.launches, template=template, extra_vars=extra_vars, final=self.templates[template]
-        )
+        job = FakeJob(id=100 + self.launches, template=template, extra_vars=extra_vars, final=self.templates[template])
         self.jobs[job.id] = job
         return web.json_response(
             {

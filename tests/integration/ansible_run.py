@@ -69,7 +69,7 @@ def playbook(
     }
     done = subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout, check=False, cwd=ROOT)
     try:
-        report = json.loads(done.stdout[done.stdout.index("{"):]) if "{" in done.stdout else {}
+        report = json.loads(done.stdout[done.stdout.index("{") :]) if "{" in done.stdout else {}
     except json.JSONDecodeError:
         report = {"unparsed": done.stdout}
     return PlaybookRun(done.returncode, report, done.stderr)
@@ -89,6 +89,6 @@ def adhoc(inventories: list[Path], pattern: str, module: str, args: str = "") ->
         "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
     }
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False, cwd=ROOT)
-    report = json.loads(done.stdout[done.stdout.index("{"):])
+    report = json.loads(done.stdout[done.stdout.index("{") :])
     tasks = [task for play in report["plays"] for task in play["tasks"]]
     return {host: result for task in tasks for host, result in task["hosts"].items()}

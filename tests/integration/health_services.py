@@ -32,7 +32,6 @@ ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 REDIS = "/usr/bin/redis-server"
 
 
-
 def need(*binaries: str) -> None:
     missing = [b for b in binaries if not Path(b).exists()]
     if missing:
@@ -130,8 +129,22 @@ def start_http_instance(procs: Processes, name: str, address: str, port: int) ->
 
 def start_redis(procs: Processes, name: str, address: str, port: int) -> Process:
     process = procs.start(
-        name, [REDIS, "--port", str(port), "--bind", address, "--save", "", "--appendonly", "no",
-               "--dir", str(procs.workdir), "--daemonize", "no"],
+        name,
+        [
+            REDIS,
+            "--port",
+            str(port),
+            "--bind",
+            address,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(procs.workdir),
+            "--daemonize",
+            "no",
+        ],
     )
     wait_until(lambda: _tcp_open(address, port), 10, f"{name} to listen")
     return process
@@ -155,10 +168,16 @@ def start_blackbox(procs: Processes, port: int | None = None) -> str:
 def start_prometheus(procs: Processes, config: Path, name: str = "prometheus") -> tuple[Process, str]:
     port = free_port()
     storage = procs.workdir / f"{name}-data"
-    process = procs.start(name, [
-        PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={storage}",
-        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-    ])
+    process = procs.start(
+        name,
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={storage}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(f"{url}/-/ready"), 20, "Prometheus to be ready")
@@ -169,10 +188,16 @@ def start_prometheus(procs: Processes, config: Path, name: str = "prometheus") -
 
 def start_alertmanager(procs: Processes, config: Path, port: int | None = None) -> tuple[Process, str]:
     port = port or free_port()
-    process = procs.start("alertmanager", [
-        ALERTMANAGER, f"--config.file={config}", f"--storage.path={procs.workdir / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-    ])
+    process = procs.start(
+        "alertmanager",
+        [
+            ALERTMANAGER,
+            f"--config.file={config}",
+            f"--storage.path={procs.workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_ok(f"{url}/-/ready"), 20, "Alertmanager to be ready")

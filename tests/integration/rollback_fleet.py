@@ -46,8 +46,11 @@ class Fleet:
 
     def run(self, name: str, **extra_vars: Any) -> tuple[PlaybookRun, float]:
         """ansible-playbook as a person runs it, and its wall time in seconds."""
-        variables = {"depmirror_prometheus_url": self.prometheus_url, "rollback_health_interval": INTERVAL,
-                     **extra_vars}
+        variables = {
+            "depmirror_prometheus_url": self.prometheus_url,
+            "rollback_health_interval": INTERVAL,
+            **extra_vars,
+        }
         started = time.monotonic()
         done = playbook(f"playbooks/{name}", self.inventories, "-e", json.dumps(variables), timeout=300)
         return done, time.monotonic() - started
@@ -69,13 +72,15 @@ class Fleet:
         return failover.ssh(self.paths, host, command, timeout_s=timeout)
 
     def health(self, dependency: str) -> dict[str, str]:
-        report = fetch_health(self.graph, self.prometheus_url, None, timeout=2, interval=INTERVAL,
-                              dependencies={dependency})
+        report = fetch_health(
+            self.graph, self.prometheus_url, None, timeout=2, interval=INTERVAL, dependencies={dependency}
+        )
         return {v.host: v.state for v in report.verdicts}
 
     def wait_health(self, dependency: str, host: str, state: str, timeout: float = 30) -> None:
-        wait_until(lambda: self.health(dependency).get(host) == state, timeout,
-                   f"{dependency}@{host} to be {state}", every=0.5)
+        wait_until(
+            lambda: self.health(dependency).get(host) == state, timeout, f"{dependency}@{host} to be {state}", every=0.5
+        )
 
 
 def lb_address(graph: Graph) -> str:
@@ -83,15 +88,20 @@ def lb_address(graph: Graph) -> str:
 
 
 def _write_prometheus(workdir: Path, graph: Graph, applied: dict[str, Any], blackbox: str) -> Path:
-    refs = [InstanceRef(item["name"], i["host"], i["role"]) for item in applied["dependencies"]
-            for i in item["instances"]]
+    refs = [
+        InstanceRef(item["name"], i["host"], i["role"]) for item in applied["dependencies"] for i in item["instances"]
+    ]
     targets = workdir / "targets.json"
     targets.write_text(json.dumps(render_targets(graph, refs)))
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": scrape_configs(blackbox, [str(targets)], INTERVAL),
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": scrape_configs(blackbox, [str(targets)], INTERVAL),
+            }
+        )
+    )
     return config
 
 
@@ -108,9 +118,15 @@ def fleet(workdir: Path, paths: lab.LabPaths) -> Iterator[Fleet]:
         assert wiped.rc == 0, wiped.messages() or wiped.stderr[-3000:]
         store = f"sqlite:///{workdir / 'depmirror.db'}"
         source = workdir / "lab.depmirror.yml"
-        source.write_text(yaml.safe_dump({
-            "plugin": "depmirror.mirroring.graph", "graph": str(GRAPH), "state_store": store,
-        }))
+        source.write_text(
+            yaml.safe_dump(
+                {
+                    "plugin": "depmirror.mirroring.graph",
+                    "graph": str(GRAPH),
+                    "state_store": store,
+                }
+            )
+        )
         inventories = [paths.inventory, source]
         adjusted = playbook("playbooks/adjust.yml", inventories, timeout=600)
         assert adjusted.rc == 0, adjusted.messages() or adjusted.stderr[-3000:]
@@ -123,8 +139,10 @@ def fleet(workdir: Path, paths: lab.LabPaths) -> Iterator[Fleet]:
             world = Fleet(paths, graph, store, inventories, url, procs, workdir)
             every = {(item["name"], i["host"]) for item in applied["dependencies"] for i in item["instances"]}
             wait_until(
-                lambda: all(world.health(d).get(h) == "healthy" for d, h in every), 60,
-                "every instance of the fleet healthy in Prometheus", every=1.0,
+                lambda: all(world.health(d).get(h) == "healthy" for d, h in every),
+                60,
+                "every instance of the fleet healthy in Prometheus",
+                every=1.0,
             )
             yield world
     finally:

@@ -48,21 +48,41 @@ class Fleet:
 
     def plan(self) -> dict[str, Any]:
         done = subprocess.run(
-            [sys.executable, "-m", "depmirror.cli", "plan", "--graph", str(self.graph_file), "--format", "json",
-             "--store", str(self.store)],
-            capture_output=True, text=True, check=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "depmirror.cli",
+                "plan",
+                "--graph",
+                str(self.graph_file),
+                "--format",
+                "json",
+                "--store",
+                str(self.store),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         )
         return {d["name"]: d for d in json.loads(done.stdout)["dependencies"]}
 
     def running_units(self) -> dict[str, set[str]]:
         """Per VM, the depmirror units systemd runs there now."""
-        results = adhoc(self.inventories, "depmirror_vms", "ansible.builtin.command",
-                        "systemctl list-units --state=active --no-legend --plain depmirror-*")
+        results = adhoc(
+            self.inventories,
+            "depmirror_vms",
+            "ansible.builtin.command",
+            "systemctl list-units --state=active --no-legend --plain depmirror-*",
+        )
         for host, result in results.items():
             assert result.get("rc") == 0, f"cannot list the units of {host}: {result.get('msg', result)}"
         return {
-            host: {line.split()[0].removeprefix("depmirror-").removesuffix(".service")
-                   for line in r.get("stdout", "").splitlines() if line.strip()}
+            host: {
+                line.split()[0].removeprefix("depmirror-").removesuffix(".service")
+                for line in r.get("stdout", "").splitlines()
+                if line.strip()
+            }
             for host, r in results.items()
         }
 

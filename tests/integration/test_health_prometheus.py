@@ -60,8 +60,12 @@ class Lab:
 
     def report(self, instances: list[InstanceRef] | None = None) -> HealthReport:
         return fetch_health(
-            self.graph, self.prometheus_url, instances if instances is not None else PROBED,
-            interval=INTERVAL, specs=SPECS, timeout=2,
+            self.graph,
+            self.prometheus_url,
+            instances if instances is not None else PROBED,
+            interval=INTERVAL,
+            specs=SPECS,
+            timeout=2,
         )
 
 
@@ -75,24 +79,30 @@ def full_and_healthy(report: HealthReport) -> bool:
 
 def write_graph(path: Path, ports: dict[str, int]) -> Graph:
     command = "python3 -m http.server {port}"
-    path.write_text(yaml.safe_dump({
-        "version": 1,
-        "policy": {"health": {"unhealthy": 0.5}},
-        "zones": {"zone-a": {}, "zone-b": {}},
-        "vms": {
-            "vm-a1": {"address": "127.0.0.1", "zone": "zone-a"},
-            "vm-b1": {"address": "127.0.0.2", "zone": "zone-b"},
-        },
-        "dependencies": {
-            "web": {
-                "tier": 0, "kind": "http", "port": ports["web"],
-                "slo": {"latency_ms": 300, "error_ratio": 0.01},
-                "deploy": {"command": command},
-            },
-            "cache": {"tier": 1, "kind": "redis", "port": ports["cache"]},
-            "doomed": {"tier": 1, "kind": "http", "port": ports["doomed"], "deploy": {"command": command}},
-        },
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "policy": {"health": {"unhealthy": 0.5}},
+                "zones": {"zone-a": {}, "zone-b": {}},
+                "vms": {
+                    "vm-a1": {"address": "127.0.0.1", "zone": "zone-a"},
+                    "vm-b1": {"address": "127.0.0.2", "zone": "zone-b"},
+                },
+                "dependencies": {
+                    "web": {
+                        "tier": 0,
+                        "kind": "http",
+                        "port": ports["web"],
+                        "slo": {"latency_ms": 300, "error_ratio": 0.01},
+                        "deploy": {"command": command},
+                    },
+                    "cache": {"tier": 1, "kind": "redis", "port": ports["cache"]},
+                    "doomed": {"tier": 1, "kind": "http", "port": ports["doomed"], "deploy": {"command": command}},
+                },
+            }
+        )
+    )
     return load_graph(path)
 
 
@@ -100,10 +110,14 @@ def write_prometheus_config(workdir: Path, graph: Graph, blackbox: str) -> Path:
     targets = workdir / "targets.json"
     targets.write_text(json.dumps(render_targets(graph, PROBED)))
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": scrape_configs(blackbox, [str(targets)], INTERVAL),
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": scrape_configs(blackbox, [str(targets)], INTERVAL),
+            }
+        )
+    )
     return config
 
 

@@ -67,20 +67,27 @@ PLAYBOOK = """\
 
 
 def write_graph(path: Path, port: int) -> None:
-    path.write_text(yaml.safe_dump({
-        "version": 1,
-        "zones": {"zone-a": {}, "zone-b": {}},
-        "vms": {
-            "vm-a1": {"address": "127.0.0.1", "zone": "zone-a"},
-            "vm-b1": {"address": "127.0.0.2", "zone": "zone-b"},
-        },
-        "dependencies": {
-            "web": {
-                "tier": 0, "kind": "http", "port": port, "slo": {"latency_ms": 300, "error_ratio": 0.01},
-                "deploy": {"command": "python3 -m http.server {port}"},
-            },
-        },
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "zones": {"zone-a": {}, "zone-b": {}},
+                "vms": {
+                    "vm-a1": {"address": "127.0.0.1", "zone": "zone-a"},
+                    "vm-b1": {"address": "127.0.0.2", "zone": "zone-b"},
+                },
+                "dependencies": {
+                    "web": {
+                        "tier": 0,
+                        "kind": "http",
+                        "port": port,
+                        "slo": {"latency_ms": 300, "error_ratio": 0.01},
+                        "deploy": {"command": "python3 -m http.server {port}"},
+                    },
+                },
+            }
+        )
+    )
 
 
 def run_role(workdir: Path, variables: dict[str, Any]) -> list[str]:
@@ -88,12 +95,19 @@ def run_role(workdir: Path, variables: dict[str, Any]) -> list[str]:
     (workdir / "play.yml").write_text(PLAYBOOK)
     (workdir / "vars.json").write_text(json.dumps(variables))
     env = {
-        **os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "play.yml"],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     plays = result.stdout.split("\nPLAY [")[1:]
@@ -108,7 +122,9 @@ def task_output(play: str, words: str) -> str:
 
 def firing(received: list[Received], alertname: str) -> list[tuple[dict[str, Any], Received]]:
     return [
-        (alert, message) for message in received for alert in message.body.get("alerts", [])
+        (alert, message)
+        for message in received
+        for alert in message.body.get("alerts", [])
         if alert["labels"].get("alertname") == alertname and alert["status"] == "firing"
     ]
 
@@ -131,18 +147,21 @@ def test_a_dead_primary_reaches_the_runner_webhook_with_its_labels(tmp_path: Pat
     blackbox_port, alertmanager_port = free_port(), free_port()
     config_dir = tmp_path / "monitoring"
     with WebhookReceiver() as webhook, processes(tmp_path) as procs:
-        output = run_role(tmp_path, {
-            "monitoring_config_dir": str(config_dir),
-            "monitoring_graph": str(tmp_path / "graph.yml"),
-            "monitoring_instances": INSTANCES,
-            "monitoring_scrape_interval": "1s",
-            "monitoring_evaluation_interval": "1s",
-            "monitoring_blackbox_address": f"127.0.0.1:{blackbox_port}",
-            "monitoring_alertmanager_address": f"127.0.0.1:{alertmanager_port}",
-            "monitoring_runner_webhook_url": webhook.url,
-            "monitoring_runner_token": TOKEN,
-            "monitoring_alertmanager_group_wait": "1s",
-        })
+        output = run_role(
+            tmp_path,
+            {
+                "monitoring_config_dir": str(config_dir),
+                "monitoring_graph": str(tmp_path / "graph.yml"),
+                "monitoring_instances": INSTANCES,
+                "monitoring_scrape_interval": "1s",
+                "monitoring_evaluation_interval": "1s",
+                "monitoring_blackbox_address": f"127.0.0.1:{blackbox_port}",
+                "monitoring_alertmanager_address": f"127.0.0.1:{alertmanager_port}",
+                "monitoring_runner_webhook_url": webhook.url,
+                "monitoring_runner_token": TOKEN,
+                "monitoring_alertmanager_group_wait": "1s",
+            },
+        )
         first, again, refused = output
         assert "changed: [localhost]" in task_output(first, "Write the alert rules")
         assert "changed: [localhost]" not in again, "the role is not idempotent"
@@ -163,16 +182,15 @@ def test_a_dead_primary_reaches_the_runner_webhook_with_its_labels(tmp_path: Pat
         _prometheus, url = start_prometheus(procs, config_dir / "prometheus.yml")
         wait_until(
             lambda: len([s for s in prometheus_query(url, 'probe_success{dependency="web"} == 1')]) == 2,
-            20, "both instances probed up",
+            20,
+            "both instances probed up",
         )
         assert prometheus_query(url, 'ALERTS{alertname=~"Depmirror.*Down"}') == []
         check_dashboard_queries(config_dir / "grafana-dashboard.json", url)
 
         primary.kill()
         killed_at = time.monotonic()
-        found = wait_until(
-            lambda: firing(webhook.snapshot(), "DepmirrorPrimaryDown"), 30, "the rollback alert"
-        )
+        found = wait_until(lambda: firing(webhook.snapshot(), "DepmirrorPrimaryDown"), 30, "the rollback alert")
         elapsed = time.monotonic() - killed_at
         alert, message = found[0]
         assert message.authorization == f"Bearer {TOKEN}"

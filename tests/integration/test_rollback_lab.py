@@ -63,9 +63,12 @@ def test_no_healthy_mirror_refuses_records_and_leaves_nginx_alone(world: Fleet) 
     try:
         world.wait_health(name, mirror, "failing")
         before = nginx_files(world)
-        done, seconds = world.run("rollback.yml", depmirror_dependency=name,
-                                  depmirror_failed_instance=f"{name}@{primary}",
-                                  depmirror_trigger={"type": "test", "name": "refusal"})
+        done, seconds = world.run(
+            "rollback.yml",
+            depmirror_dependency=name,
+            depmirror_failed_instance=f"{name}@{primary}",
+            depmirror_trigger={"type": "test", "name": "refusal"},
+        )
         WALL_TIMES["refused"] = round(seconds, 2)
         assert done.rc != 0
         assert "refused: no healthy instance" in done.messages() and mirror in done.messages()
@@ -84,9 +87,13 @@ def test_a_switchover_nginx_rejects_is_recorded_as_failed_and_changes_nothing(wo
     name = "payments-api"
     primary = world.applied(name)["primary"]["host"]
     before = nginx_files(world)
-    done, _seconds = world.run("rollback.yml", depmirror_dependency=name, depmirror_failed_instance=primary,
-                               depmirror_trigger={"type": "test", "name": "bad-nginx"},
-                               nginx_upstream_location_directives=["bogus_directive on"])
+    done, _seconds = world.run(
+        "rollback.yml",
+        depmirror_dependency=name,
+        depmirror_failed_instance=primary,
+        depmirror_trigger={"type": "test", "name": "bad-nginx"},
+        nginx_upstream_location_directives=["bogus_directive on"],
+    )
     assert done.rc != 0
     assert "failed in its route phase on lb1 (recorded as a failed event): nginx -t rejected" in done.messages()
     assert nginx_files(world) == before, "a release nginx -t rejected reached the live configuration"
@@ -111,9 +118,12 @@ def _http_primary_killed_rolls_over_to_another_zone_and_the_lb_serves_from_it(wo
     port = item["port"]
     lab.fault(world.paths, "stop", failed)
     try:
-        done, seconds = world.run("rollback.yml", depmirror_dependency=name,
-                                  depmirror_failed_instance=f"{name}@{failed}",
-                                  depmirror_trigger={"type": "test", "fingerprint": "http-kill"})
+        done, seconds = world.run(
+            "rollback.yml",
+            depmirror_dependency=name,
+            depmirror_failed_instance=f"{name}@{failed}",
+            depmirror_trigger={"type": "test", "fingerprint": "http-kill"},
+        )
         WALL_TIMES["http"] = round(seconds, 2)
         assert done.rc == 0, done.messages() or done.stderr[-3000:]
         target = world.primary(name)
@@ -150,8 +160,13 @@ def _routed_block(world: Fleet, name: str, block: str = "http.conf") -> str:
 
 
 def _failback(world: Fleet, name: str, host: str, **extra: Any) -> Any:
-    done, seconds = world.run("failback.yml", depmirror_dependency=name, depmirror_recovered_instance=f"{name}@{host}",
-                              depmirror_trigger={"type": "test", "name": "failback"}, **extra)
+    done, seconds = world.run(
+        "failback.yml",
+        depmirror_dependency=name,
+        depmirror_recovered_instance=f"{name}@{host}",
+        depmirror_trigger={"type": "test", "name": "failback"},
+        **extra,
+    )
     assert done.rc == 0, done.messages() or done.stderr[-3000:]
     return seconds
 
@@ -184,8 +199,9 @@ def _http_failback_rejoins_as_mirror_then_takes_the_primary_role_back(world: Fle
     assert back.action == "failback-primary" and back.target == failed
     served = set()
     for _ in range(12):
-        with urllib.request.urlopen(f"http://{lb_address(world.graph)}:{world.applied(name)['port']}/",
-                                    timeout=2) as response:
+        with urllib.request.urlopen(
+            f"http://{lb_address(world.graph)}:{world.applied(name)['port']}/", timeout=2
+        ) as response:
             served.add(response.read().decode().split()[1])
     assert failed in served, served
 
@@ -230,17 +246,21 @@ def _redis_primary_killed_under_wait_1_load_keeps_every_acknowledged_write(world
     try:
         time.sleep(1.5)
         before_kill = len(acked)
-        killed = world.ssh(failed, f"systemctl kill --signal=SIGKILL depmirror-{name}.service; "
-                                   f"systemctl stop depmirror-{name}.service")
+        killed = world.ssh(
+            failed, f"systemctl kill --signal=SIGKILL depmirror-{name}.service; systemctl stop depmirror-{name}.service"
+        )
         assert killed.returncode == 0, killed.stderr
         time.sleep(0.5)
     finally:
         stop.set()
         writer.join(timeout=10)
     assert before_kill >= 20, f"the load acknowledged only {before_kill} writes before the kill"
-    done, seconds = world.run("rollback.yml", depmirror_dependency=name,
-                              depmirror_failed_instance=f"{name}@{failed}",
-                              depmirror_trigger={"type": "test", "fingerprint": "redis-kill"})
+    done, seconds = world.run(
+        "rollback.yml",
+        depmirror_dependency=name,
+        depmirror_failed_instance=f"{name}@{failed}",
+        depmirror_trigger={"type": "test", "fingerprint": "redis-kill"},
+    )
     WALL_TIMES["redis"] = round(seconds, 2)
     assert done.rc == 0, done.messages() or done.stderr[-3000:]
     target = world.primary(name)
@@ -289,8 +309,10 @@ def _redis_failback_resyncs_the_old_primary_then_hands_the_role_back_without_los
     info = world.ssh(failed, f"redis-cli -p {port} info replication").stdout
     assert f"master_host:{world.graph.vms[target].address}" in info and "master_link_status:up" in info, info
     assert world.primary(name) == target
-    assert f"replicaof {world.graph.vms[target].address} {port}" in world.ssh(
-        failed, f"cat /etc/depmirror/{name}.redis.conf").stdout.lower()
+    assert (
+        f"replicaof {world.graph.vms[target].address} {port}"
+        in world.ssh(failed, f"cat /etc/depmirror/{name}.redis.conf").stdout.lower()
+    )
 
     # The resync restarted it as a replica; the hand-back needs it healthy again, as a person would wait.
     world.wait_health(name, failed, "healthy")
@@ -335,16 +357,27 @@ def test_hostile_alert_text_reaches_the_real_rollback_playbook_only_as_data(worl
         "annotations": {"summary": texts[4], "description": texts[5], texts[6]: texts[7]},
     }
     variables = tmp_path / "vars.yml"
-    variables.write_text(yaml.safe_dump({"all": {"vars": {
-        "depmirror_prometheus_url": world.prometheus_url, "rollback_health_interval": INTERVAL}}}))
-    action = AnsibleRunnerAction(ActionConfig(
-        playbook=ROOT / "playbooks" / "rollback.yml",
-        inventory=(*world.inventories, variables),
-        work_dir=tmp_path / "runner-work",
-        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
-    ))
-    request = ActionRequest(action_id=uuid.uuid4().hex, kind="rollback", dependency=name,
-                            instance=f"{name}@{failed}", trigger=trigger, store_url=world.store)
+    variables.write_text(
+        yaml.safe_dump(
+            {"all": {"vars": {"depmirror_prometheus_url": world.prometheus_url, "rollback_health_interval": INTERVAL}}}
+        )
+    )
+    action = AnsibleRunnerAction(
+        ActionConfig(
+            playbook=ROOT / "playbooks" / "rollback.yml",
+            inventory=(*world.inventories, variables),
+            work_dir=tmp_path / "runner-work",
+            envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
+        )
+    )
+    request = ActionRequest(
+        action_id=uuid.uuid4().hex,
+        kind="rollback",
+        dependency=name,
+        instance=f"{name}@{failed}",
+        trigger=trigger,
+        store_url=world.store,
+    )
 
     async def started(handle: str) -> None:
         assert handle.startswith("pid:")

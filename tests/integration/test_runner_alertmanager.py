@@ -47,9 +47,7 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _status(url: str, body: Any = None, headers: dict[str, str] | None = None) -> int:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return int(response.status)

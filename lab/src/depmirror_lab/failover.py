@@ -62,23 +62,26 @@ def deploy(paths: LabPaths, collection: Path, workdir: Path, graph: Path, sample
     fleet_graph.write_text(yaml.safe_dump(data, sort_keys=False))
     store = f"sqlite:///{(workdir / 'state.db').resolve()}"
     source = workdir / "fleet.depmirror.yml"
-    source.write_text(yaml.safe_dump({"plugin": "depmirror.mirroring.graph", "graph": str(fleet_graph.resolve()),
-                                      "state_store": store}))
+    source.write_text(
+        yaml.safe_dump(
+            {"plugin": "depmirror.mirroring.graph", "graph": str(fleet_graph.resolve()), "state_store": store}
+        )
+    )
     fleet = Fleet(fleet_graph, store, (paths.inventory, source))
     _ansible_playbook(collection, "playbooks/adjust.yml", fleet.inventories, {}, timeout_s=900)
     return fleet
 
 
-def _ansible_playbook(collection: Path, playbook: str, inventories: Sequence[Path | str], variables: dict[str, Any],
-                      timeout_s: float) -> str:
+def _ansible_playbook(
+    collection: Path, playbook: str, inventories: Sequence[Path | str], variables: dict[str, Any], timeout_s: float
+) -> str:
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), playbook]
     for inventory in inventories:
         argv += ["-i", str(inventory)]
     if variables:
         argv += ["-e", json.dumps(variables)]
     env = {**os.environ, "ANSIBLE_CONFIG": str(collection / "ansible.cfg")}
-    done = subprocess.run(argv, cwd=collection, capture_output=True, text=True, timeout=timeout_s, env=env,
-                          check=False)
+    done = subprocess.run(argv, cwd=collection, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
     if done.returncode != 0:
         raise LabError(f"{playbook} failed (rc {done.returncode}): {done.stdout[-3000:]}{done.stderr[-1000:]}")
     return done.stdout
@@ -89,9 +92,21 @@ def ssh(paths: LabPaths, host: str, command: str, timeout_s: float = 20.0) -> su
         address = lab_host(host).address
     except KeyError:
         raise LabError(f"{host} is not a lab host (one of: {', '.join(h.name for h in HOSTS)})") from None
-    argv = ["ssh", "-i", str(paths.ssh_key), "-o", f"UserKnownHostsFile={paths.known_hosts}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
-            f"root@{address}", command]
+    argv = [
+        "ssh",
+        "-i",
+        str(paths.ssh_key),
+        "-o",
+        f"UserKnownHostsFile={paths.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=3",
+        f"root@{address}",
+        command,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
@@ -106,8 +121,15 @@ def prepare(paths: LabPaths, kind: str, dependency: str, host: str) -> None:
         raise LabError(f"unknown fault {kind!r} (one of: {', '.join(KINDS)})")
     if kind == "kill":
         drop_in = DROP_IN.format(dependency=dependency)
-        _must(ssh(paths, host, f"mkdir -p $(dirname {drop_in}) && printf '[Service]\\nRestart=no\\n' > {drop_in}"
-                               " && systemctl daemon-reload"), f"keeping {dependency} down on {host}")
+        _must(
+            ssh(
+                paths,
+                host,
+                f"mkdir -p $(dirname {drop_in}) && printf '[Service]\\nRestart=no\\n' > {drop_in}"
+                " && systemctl daemon-reload",
+            ),
+            f"keeping {dependency} down on {host}",
+        )
 
 
 def inject(paths: LabPaths, kind: str, dependency: str, host: str) -> float:
@@ -139,10 +161,15 @@ def repair(paths: LabPaths, kind: str, dependency: str, host: str) -> None:
 def failback(watch: Watch, collection: Path, dependency: str, host: str, timeout_s: float = 300.0) -> None:
     """Bring a repaired instance back as a mirror with playbooks/failback.yml (no hold: the lab is no fleet),
     then re-label the probes, so that the next fault of the new primary raises DepmirrorPrimaryDown."""
-    variables = {"depmirror_dependency": dependency, "depmirror_recovered_instance": host,
-                 "depmirror_store": watch.store, "depmirror_prometheus_url": watch.prometheus_url,
-                 "rollback_health_interval": 1.0, "rollback_failback_hold_seconds": 0,
-                 "depmirror_trigger": {"type": "lab", "reason": "repaired after a fault"}}
+    variables = {
+        "depmirror_dependency": dependency,
+        "depmirror_recovered_instance": host,
+        "depmirror_store": watch.store,
+        "depmirror_prometheus_url": watch.prometheus_url,
+        "rollback_health_interval": 1.0,
+        "rollback_failback_hold_seconds": 0,
+        "depmirror_trigger": {"type": "lab", "reason": "repaired after a fault"},
+    }
     _ansible_playbook(collection, "playbooks/failback.yml", watch.inventories, variables, timeout_s)
     watch.refresh_targets()
 
@@ -243,8 +270,13 @@ class FaultResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "client_errors"}
-        return {**data, "client_errors": len(self.client_errors), "client_error_samples": self.client_errors[:5],
-                "fault_to_switched_s": self.fault_to_switched_s, "webhook_to_switched_s": self.webhook_to_switched_s}
+        return {
+            **data,
+            "client_errors": len(self.client_errors),
+            "client_error_samples": self.client_errors[:5],
+            "fault_to_switched_s": self.fault_to_switched_s,
+            "webhook_to_switched_s": self.webhook_to_switched_s,
+        }
 
 
 def current_primary(store_url: str, dependency: str) -> str:
@@ -260,8 +292,15 @@ def current_primary(store_url: str, dependency: str) -> str:
     raise LabError(f"{dependency} has no primary in {store_url} (fix: run playbooks/adjust.yml first)")
 
 
-def fault_and_wait(paths: LabPaths, watch: Watch, kind: str, dependency: str, lb: tuple[str, int],
-                   timeout_s: float = 30.0, settle_s: float = 1.0) -> FaultResult:
+def fault_and_wait(
+    paths: LabPaths,
+    watch: Watch,
+    kind: str,
+    dependency: str,
+    lb: tuple[str, int],
+    timeout_s: float = 30.0,
+    settle_s: float = 1.0,
+) -> FaultResult:
     """Fault the primary with a client loop running through the LB; wait for the runner's decision."""
     primary = current_primary(watch.store, dependency)
     prepare(paths, kind, dependency, primary)
@@ -269,21 +308,38 @@ def fault_and_wait(paths: LabPaths, watch: Watch, kind: str, dependency: str, lb
     with ClientLoop(lb[0], lb[1], kind=protocol, max_seconds=timeout_s + 10) as loop:
         time.sleep(0.5)
         fault_at = inject(paths, kind, dependency, primary)
-        event = wait_event(watch.store, dependency, ("rollback", "refused", "alert_suppressed"), fault_at - 0.2,
-                           timeout_s)
+        event = wait_event(
+            watch.store, dependency, ("rollback", "refused", "alert_suppressed"), fault_at - 0.2, timeout_s
+        )
         time.sleep(settle_s)  # the client keeps asking after the switch: errors then count too
     details = event.details
     received = event.trigger.get("received_at")
     return FaultResult(
-        kind=kind, dependency=dependency, failed=primary, fault_at=fault_at, event_kind=event.kind,
-        outcome=event.outcome, target=event.target, switched_at=details.get("switched_at"),
+        kind=kind,
+        dependency=dependency,
+        failed=primary,
+        fault_at=fault_at,
+        event_kind=event.kind,
+        outcome=event.outcome,
+        target=event.target,
+        switched_at=details.get("switched_at"),
         webhook_at=datetime.fromisoformat(received).timestamp() if received else None,
-        requests=loop.sent, client_errors=list(loop.errors), timings=details.get("timings", {}),
+        requests=loop.sent,
+        client_errors=list(loop.errors),
+        timings=details.get("timings", {}),
     )
 
 
-def recover(paths: LabPaths, watch: Watch, collection: Path, kind: str, dependency: str, host: str,
-            timeout_s: float = 60.0, switched_at: float | None = None) -> None:
+def recover(
+    paths: LabPaths,
+    watch: Watch,
+    collection: Path,
+    kind: str,
+    dependency: str,
+    host: str,
+    timeout_s: float = 60.0,
+    switched_at: float | None = None,
+) -> None:
     """Undo the fault, start the instance again, wait until Prometheus sees it healthy, fail it back (unless
     it is still the primary: nothing switched).
 
@@ -293,8 +349,10 @@ def recover(paths: LabPaths, watch: Watch, collection: Path, kind: str, dependen
     if switched_at is not None:
         time.sleep(max(0.0, switched_at + FENCE_WINDOW_S - time.time()))
     repair(paths, kind, dependency, host)
-    _must(ssh(paths, host, f"systemctl start depmirror-{dependency}.service", timeout_s=timeout_s),
-          f"starting {dependency} on {host}")
+    _must(
+        ssh(paths, host, f"systemctl start depmirror-{dependency}.service", timeout_s=timeout_s),
+        f"starting {dependency} on {host}",
+    )
     wait_healthy(watch, {(dependency, host)}, timeout_s)
     if current_primary(watch.store, dependency) == host:
         return

@@ -142,10 +142,13 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     (workdir / "token").write_text(token)
     (workdir / "token").chmod(0o600)
     watch = Watch(
-        dir=workdir, graph=str(settings.graph.resolve()), store=settings.store,
+        dir=workdir,
+        graph=str(settings.graph.resolve()),
+        store=settings.store,
         prometheus_url=f"http://127.0.0.1:{ports['prometheus']}",
         alertmanager_url=f"http://127.0.0.1:{ports['alertmanager']}",
-        runner_url=f"http://127.0.0.1:{ports['runner']}", token=token,
+        runner_url=f"http://127.0.0.1:{ports['runner']}",
+        token=token,
         inventories=[str(p.resolve()) for p in settings.inventories],
         instances=[[d, h, role] for (d, h), role in sorted(roles.items())],
     )
@@ -153,33 +156,70 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     (workdir / "blackbox.yml").write_text(yaml.safe_dump(BLACKBOX_MODULES))
     watch.refresh_targets()
     (workdir / "rules.yml").write_text(yaml.safe_dump(render_rules(graph, settings.interval_s), sort_keys=False))
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": every, "evaluation_interval": every},
-        "rule_files": [str(workdir / "rules.yml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]},
-        "scrape_configs": scrape_configs(f"127.0.0.1:{ports['blackbox']}", [str(workdir / "targets.json")],
-                                         settings.interval_s),
-    }, sort_keys=False))
+    (workdir / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": every, "evaluation_interval": every},
+                "rule_files": [str(workdir / "rules.yml")],
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]
+                },
+                "scrape_configs": scrape_configs(
+                    f"127.0.0.1:{ports['blackbox']}", [str(workdir / "targets.json")], settings.interval_s
+                ),
+            },
+            sort_keys=False,
+        )
+    )
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(_alertmanager(watch, workdir)))
     (workdir / "runner.yml").write_text(yaml.safe_dump(_runner(settings, paths, watch, ports["runner"])))
 
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
-    daemons.start(paths, "blackbox", [BINARIES["blackbox"], f"--config.file={workdir / 'blackbox.yml'}",
-                                      f"--web.listen-address=127.0.0.1:{ports['blackbox']}"], logs / "blackbox.log")
-    daemons.start(paths, "runner", [sys.executable, "-m", "depmirror.cli", "serve", "--config",
-                                    str(workdir / "runner.yml")], logs / "runner.log")
-    daemons.start(paths, "alertmanager", [
-        BINARIES["alertmanager"], f"--config.file={workdir / 'alertmanager.yml'}",
-        f"--storage.path={workdir / 'alertmanager-data'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-        "--cluster.listen-address=",
-    ], logs / "alertmanager.log")
-    daemons.start(paths, "prometheus", [
-        BINARIES["prometheus"], f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'prometheus-data'}", f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-    ], logs / "prometheus.log")
-    ready = {"the runner": f"{watch.runner_url}/readyz", "Alertmanager": f"{watch.alertmanager_url}/-/ready",
-             "Prometheus": f"{watch.prometheus_url}/-/ready"}
+    daemons.start(
+        paths,
+        "blackbox",
+        [
+            BINARIES["blackbox"],
+            f"--config.file={workdir / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{ports['blackbox']}",
+        ],
+        logs / "blackbox.log",
+    )
+    daemons.start(
+        paths,
+        "runner",
+        [sys.executable, "-m", "depmirror.cli", "serve", "--config", str(workdir / "runner.yml")],
+        logs / "runner.log",
+    )
+    daemons.start(
+        paths,
+        "alertmanager",
+        [
+            BINARIES["alertmanager"],
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+            "--cluster.listen-address=",
+        ],
+        logs / "alertmanager.log",
+    )
+    daemons.start(
+        paths,
+        "prometheus",
+        [
+            BINARIES["prometheus"],
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+        ],
+        logs / "prometheus.log",
+    )
+    ready = {
+        "the runner": f"{watch.runner_url}/readyz",
+        "Alertmanager": f"{watch.alertmanager_url}/-/ready",
+        "Prometheus": f"{watch.prometheus_url}/-/ready",
+    }
     for name, url in ready.items():
         _wait_ok(url, name, logs)
     watch.save()
@@ -200,29 +240,42 @@ def _alertmanager(watch: Watch, workdir: Path) -> dict[str, Any]:
             "group_interval": "1s",
             "repeat_interval": "1h",
         },
-        "receivers": [{
-            "name": "depmirror",
-            "webhook_configs": [{
-                "url": f"{watch.runner_url}/alertmanager",
-                "send_resolved": True,
-                "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(workdir / "token")}},
-            }],
-        }],
+        "receivers": [
+            {
+                "name": "depmirror",
+                "webhook_configs": [
+                    {
+                        "url": f"{watch.runner_url}/alertmanager",
+                        "send_resolved": True,
+                        "http_config": {
+                            "authorization": {"type": "Bearer", "credentials_file": str(workdir / "token")}
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
 def _runner(settings: WatchSettings, paths: LabPaths, watch: Watch, port: int) -> dict[str, Any]:
     workdir = watch.dir
-    prometheus = {"graph": str(settings.graph.resolve()), "prometheus_url": watch.prometheus_url,
-                  "interval": f"{settings.interval_s:g}s", "timeout": 2}
+    prometheus = {
+        "graph": str(settings.graph.resolve()),
+        "prometheus_url": watch.prometheus_url,
+        "interval": f"{settings.interval_s:g}s",
+        "timeout": 2,
+    }
     config: dict[str, Any] = {
         "listen": {"host": "127.0.0.1", "port": port},
         "auth": {"type": "bearer", "token_file": str(workdir / "token")},
         "store": settings.store,
         "graph": str(settings.graph.resolve()),
         "health": {"checker": "depmirror.health.checker:factory", "options": prometheus},
-        "policy": {"cooldown_seconds": settings.cooldown_s, "on_unknown_health": "refuse",
-                   "flap_max_transitions": settings.flap_max_transitions},
+        "policy": {
+            "cooldown_seconds": settings.cooldown_s,
+            "on_unknown_health": "refuse",
+            "flap_max_transitions": settings.flap_max_transitions,
+        },
         "action": {
             "kind": "ansible-runner",
             "playbook": str(settings.collection / "playbooks" / "rollback.yml"),

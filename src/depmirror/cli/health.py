@@ -19,24 +19,28 @@ DEFAULT_GRAPH = "inventories/example/graph.yml"
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     health = subparsers.add_parser("health", help="health of every instance from Prometheus, and why")
+    health.add_argument("--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})")
     health.add_argument(
-        "--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})"
-    )
-    health.add_argument(
-        "--prometheus", metavar="URL", default=os.environ.get("DEPMIRROR_PROMETHEUS_URL"),
+        "--prometheus",
+        metavar="URL",
+        default=os.environ.get("DEPMIRROR_PROMETHEUS_URL"),
         help="Prometheus base URL (default: $DEPMIRROR_PROMETHEUS_URL)",
     )
     health.add_argument(
-        "--state", metavar="FILE.json",
+        "--state",
+        metavar="FILE.json",
         help="judge the instances listed here (default: every instance Prometheus has data on)",
     )
     health.add_argument(
-        "--interval", metavar="DURATION",
+        "--interval",
+        metavar="DURATION",
         help="time between samples (default: the probe job's scrape interval, as Prometheus reports it)",
     )
     health.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per query (default 5)")
     health.add_argument(
-        "--format", choices=("table", "json", "snapshot"), default="table",
+        "--format",
+        choices=("table", "json", "snapshot"),
+        default="table",
         help="snapshot: the JSON that `depmirror plan --health` reads",
     )
     health.set_defaults(func=_run)
@@ -54,8 +58,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.state:
         instances = [InstanceRef(r.dependency, r.host, r.role) for r in load_state(args.state).instances]
     report = fetch_health(
-        graph, args.prometheus, instances, token=os.environ.get("DEPMIRROR_PROMETHEUS_TOKEN"),
-        timeout=args.timeout, interval=interval,
+        graph,
+        args.prometheus,
+        instances,
+        token=os.environ.get("DEPMIRROR_PROMETHEUS_TOKEN"),
+        timeout=args.timeout,
+        interval=interval,
     )
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
@@ -86,8 +94,7 @@ def _table(report: HealthReport) -> str:
     for v in sorted(report.verdicts, key=lambda v: (v.dependency, v.host)):
         rows.append((v.key, v.zone or "-", v.role or "-", v.state, _number(v.score), _values(v), v.reason))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
-             for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows]
     summary = report.to_dict()
     zones = ", ".join(f"{zone} {_number(score)}" for zone, score in summary["zones"].items())
     lines.append("")

@@ -66,7 +66,5 @@ def render_table(events: list[Event]) -> str:
         return "no events\n"
     rows = [list(COLUMNS)] + [[_cell(event, column) for column in COLUMNS] for event in events]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines) + "\n"

@@ -58,22 +58,29 @@ def register(subparsers: Any) -> None:
     restore.set_defaults(func=_restore)
 
     watch = actions.add_parser(
-        "watch", help="start the watchers: blackbox, Prometheus, Alertmanager and the runner (fast path)",
+        "watch",
+        help="start the watchers: blackbox, Prometheus, Alertmanager and the runner (fast path)",
         description="Prometheus (scrape and evaluation every --interval) with depmirror's alert rules, "
         "Alertmanager (group_wait 0 s) and `depmirror serve` for the fleet that adjust.yml applied with --store. "
         "Stopped by `depmirror lab watch --stop` or `depmirror lab down`.",
     )
     watch.add_argument("--graph", help="the graph file the fleet was adjusted with")
     watch.add_argument("--store", help="the state store adjust.yml recorded into (path or URL)")
-    watch.add_argument("--inventory", "-i", action="append", default=[],
-                       help="the inventories the runner's playbooks use (repeat; the lab's and the fleet's)")
+    watch.add_argument(
+        "--inventory",
+        "-i",
+        action="append",
+        default=[],
+        help="the inventories the runner's playbooks use (repeat; the lab's and the fleet's)",
+    )
     watch.add_argument("--interval", type=float, default=1.0, help="scrape and evaluation interval, seconds")
     watch.add_argument("--cooldown", type=float, default=10.0, help="the runner's cooldown per dependency, s")
     watch.add_argument("--stop", action="store_true", help="stop the watchers instead")
     watch.set_defaults(func=_watch)
 
     failover = actions.add_parser(
-        "failover", help="fault a dependency's primary and time the automatic switchover",
+        "failover",
+        help="fault a dependency's primary and time the automatic switchover",
         description="Needs `depmirror lab watch`. Faults the primary (kill: SIGKILL kept down; hang: SIGSTOP; "
         "cut: the VM's cable), runs a client loop through the LB, waits for the runner's event and prints the "
         "times and the client's failed requests. The fault stays until `depmirror lab failover --repair`.",
@@ -152,12 +159,21 @@ def _watch(args: argparse.Namespace) -> int:
     if not args.graph or not args.store or not args.inventory:
         raise lab.LabError("lab watch needs --graph, --store and at least one --inventory (or --stop)")
     store = args.store if "://" in args.store or args.store.startswith("sqlite:") else str(Path(args.store).resolve())
-    watched = watch.start(paths, watch.WatchSettings(
-        graph=Path(args.graph), store=store, inventories=tuple(Path(i) for i in args.inventory),
-        collection=paths.root, interval_s=args.interval, cooldown_s=args.cooldown,
-    ))
-    print(f"lab watch: Prometheus {watched.prometheus_url}, Alertmanager {watched.alertmanager_url}, "
-          f"runner {watched.runner_url} (logs in {watched.dir / 'logs'})")
+    watched = watch.start(
+        paths,
+        watch.WatchSettings(
+            graph=Path(args.graph),
+            store=store,
+            inventories=tuple(Path(i) for i in args.inventory),
+            collection=paths.root,
+            interval_s=args.interval,
+            cooldown_s=args.cooldown,
+        ),
+    )
+    print(
+        f"lab watch: Prometheus {watched.prometheus_url}, Alertmanager {watched.alertmanager_url}, "
+        f"runner {watched.runner_url} (logs in {watched.dir / 'logs'})"
+    )
     return 0
 
 
@@ -170,13 +186,16 @@ def _failover(args: argparse.Namespace) -> int:
     port = graph.dependencies[args.dependency].port
     # Start from a settled state: a fault while Prometheus still warms up would time the warm-up too.
     failover.wait_healthy(watched, {(d, h) for d, h, _ in watched.instances if d == args.dependency}, 60)
-    result = failover.fault_and_wait(paths, watched, args.kind, args.dependency, (args.lb, port),
-                                     timeout_s=args.timeout)
+    result = failover.fault_and_wait(
+        paths, watched, args.kind, args.dependency, (args.lb, port), timeout_s=args.timeout
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"{args.kind} {args.dependency}@{result.failed}: {result.event_kind} {result.outcome}"
-              f"{' to ' + result.target if result.target else ''}")
+        print(
+            f"{args.kind} {args.dependency}@{result.failed}: {result.event_kind} {result.outcome}"
+            f"{' to ' + result.target if result.target else ''}"
+        )
         print(f"  fault -> switched   {result.fault_to_switched_s} s")
         print(f"  webhook -> switched {result.webhook_to_switched_s} s  {result.timings}")
         print(f"  client through {args.lb}:{port}: {result.requests} requests, {len(result.client_errors)} failed")

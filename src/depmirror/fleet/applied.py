@@ -65,9 +65,7 @@ def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool =
     """Store `plan` (as the `plan` action returns it; its `state` is what the planner needs next)."""
     next_state = State.from_dict(plan.get("state", {}), "plan.state")
     shown = {k: v for k, v in plan.items() if k != "state"}
-    primaries = {
-        item["name"]: item["primary"]["host"] for item in shown.get("dependencies", []) if item.get("primary")
-    }
+    primaries = {item["name"]: item["primary"]["host"] for item in shown.get("dependencies", []) if item.get("primary")}
     rfs = {item["name"]: int(item["replication_factor"]) for item in shown.get("dependencies", [])}
     with open_store(store_url) as store:
         before_record = store.applied_plan() or {}

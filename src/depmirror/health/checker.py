@@ -31,8 +31,14 @@ class PrometheusHealthChecker:
 
     async def check(self, dependency: str, failed_instance: str) -> HealthView:
         report = await asyncio.to_thread(
-            fetch_health, self.graph, self.url, None, token=self.token, timeout=self.timeout,
-            interval=self.interval, dependencies={dependency},
+            fetch_health,
+            self.graph,
+            self.url,
+            None,
+            token=self.token,
+            timeout=self.timeout,
+            interval=self.interval,
+            dependencies={dependency},
         )
         verdicts = {v.key: v for v in report.verdicts if v.dependency == dependency}
         failed = verdicts.get(failed_instance)

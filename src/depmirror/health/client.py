@@ -34,10 +34,12 @@ class Series:
 class PrometheusSource:
     def __init__(self, url: str, token: str | None = None, timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._client = PrometheusConnect(
-            url=self.url, headers=headers, retry=Retry(total=0, redirect=0), timeout=timeout  # type: ignore[arg-type]
-        )
+        # The library annotates headers as a dict and timeout as an int; it takes None and seconds as floats.
+        options: dict[str, Any] = {
+            "headers": {"Authorization": f"Bearer {token}"} if token else None,
+            "timeout": timeout,
+        }
+        self._client = PrometheusConnect(url=self.url, retry=Retry(total=0, redirect=0), **options)
 
     def close(self) -> None:
         self._client.close()
@@ -60,7 +62,6 @@ class PrometheusSource:
         except (requests.RequestException, PrometheusApiClientException, ValueError, KeyError) as error:
             raise PrometheusUnavailable(f"{self.url}: {_short(error)}") from error
         return [_series(item) for item in result or []]
-
 
     def scrape_interval(self, job: str) -> float | None:
         """The scrape interval of `job`'s active targets, as Prometheus reports it; None without targets."""

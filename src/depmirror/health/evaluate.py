@@ -52,9 +52,16 @@ class InstanceVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "instance": self.key, "dependency": self.dependency, "host": self.host, "zone": self.zone,
-            "role": self.role, "verdict": self.state, "score": self.score, "reason": self.reason,
-            "queries": dict(self.queries), "samples": [s.to_dict() for s in self.samples],
+            "instance": self.key,
+            "dependency": self.dependency,
+            "host": self.host,
+            "zone": self.zone,
+            "role": self.role,
+            "verdict": self.state,
+            "score": self.score,
+            "reason": self.reason,
+            "queries": dict(self.queries),
+            "samples": [s.to_dict() for s in self.samples],
         }
 
 
@@ -79,8 +86,13 @@ class HealthReport:
     def to_dict(self) -> dict[str, Any]:
         vms, zones, overall = aggregate(self.graph, self.scores())
         return {
-            "checked_at": self.checked_at, "interval": self.interval, "overall": overall, "zones": zones, "vms": vms,
-            "instances": [v.to_dict() for v in self.verdicts], "warnings": list(self.warnings),
+            "checked_at": self.checked_at,
+            "interval": self.interval,
+            "overall": overall,
+            "zones": zones,
+            "vms": vms,
+            "instances": [v.to_dict() for v in self.verdicts],
+            "warnings": list(self.warnings),
         }
 
 
@@ -186,9 +198,7 @@ def _judge(
     warnings: list[str],
 ) -> list[InstanceVerdict]:
     if data.unlabelled:
-        warnings.append(
-            f"{queries.dependency}: a health query returns series without a `host` label; they are ignored"
-        )
+        warnings.append(f"{queries.dependency}: a health query returns series without a `host` label; they are ignored")
     if refs is None:
         hosts = sorted(data.values.get("up", {}))
         refs = [InstanceRef(queries.dependency, host, data.roles.get(host)) for host in hosts]
@@ -198,10 +208,19 @@ def _judge(
         samples = [scored(_sample(data, ref.host, at), dependency.slo) for at in data.grid]
         decision: Decision = decide(samples, queries.samples, unhealthy)
         vm = graph.vms.get(ref.host)
-        verdicts.append(InstanceVerdict(
-            ref.dependency, ref.host, vm.zone if vm else None, ref.role or data.roles.get(ref.host),
-            decision.state, decision.score, decision.reason, queries.by_signal(), tuple(samples),
-        ))
+        verdicts.append(
+            InstanceVerdict(
+                ref.dependency,
+                ref.host,
+                vm.zone if vm else None,
+                ref.role or data.roles.get(ref.host),
+                decision.state,
+                decision.score,
+                decision.reason,
+                queries.by_signal(),
+                tuple(samples),
+            )
+        )
     return verdicts
 
 

@@ -18,7 +18,6 @@ PROBE_MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "redis": "tcp_connect
 SIGNALS = ("up", "latency", "error_ratio")
 
 
-
 @dataclass(frozen=True, slots=True)
 class InstanceRef:
     """An instance to judge or probe: dependency D on VM `host` (listening on its address at D's port)."""

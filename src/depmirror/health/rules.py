@@ -46,17 +46,25 @@ def render_targets(graph: Graph, instances: Iterable[InstanceRef]) -> list[dict[
             raise ConfigError(graph.source, where, "unknown VM", _one_of(graph.vms))
         if ref.role not in ROLES:
             raise ConfigError(
-                graph.source, f"{where}.role", f"unknown role {ref.role!r}",
+                graph.source,
+                f"{where}.role",
+                f"unknown role {ref.role!r}",
                 f"one of {', '.join(ROLES)}",
             )
-        groups.append({
-            "targets": [probe_target(dependency, vm)],
-            "labels": {
-                "__param_module": probe_module(dependency),
-                "dependency": dependency.name, "kind": dependency.kind, "host": vm.host, "zone": vm.zone,
-                "role": ref.role, "instance": instance_key(dependency.name, vm.host),
-            },
-        })
+        groups.append(
+            {
+                "targets": [probe_target(dependency, vm)],
+                "labels": {
+                    "__param_module": probe_module(dependency),
+                    "dependency": dependency.name,
+                    "kind": dependency.kind,
+                    "host": vm.host,
+                    "zone": vm.zone,
+                    "role": ref.role,
+                    "instance": instance_key(dependency.name, vm.host),
+                },
+            }
+        )
     return sorted(groups, key=lambda g: g["labels"]["instance"])
 
 
@@ -85,9 +93,7 @@ def scrape_configs(blackbox_address: str, target_files: list[str], interval: flo
     ]
 
 
-def render_rules(
-    graph: Graph, interval: float, specs: Mapping[str, HealthSpec] | None = None
-) -> dict[str, Any]:
+def render_rules(graph: Graph, interval: float, specs: Mapping[str, HealthSpec] | None = None) -> dict[str, Any]:
     """A Prometheus rule file: one group per dependency."""
     groups = []
     for dependency in graph.dependencies.values():
@@ -126,34 +132,46 @@ def _rules(queries: DependencyQueries, slo: Slo, hold: str) -> list[dict[str, An
     latency_s = slo.latency_ms / 1000.0
     rules = [
         _rule(
-            "DepmirrorPrimaryDown", _with_instance_labels(down, name, 'role="primary"'), hold,
+            "DepmirrorPrimaryDown",
+            _with_instance_labels(down, name, 'role="primary"'),
+            hold,
             {"dependency": name, "severity": "critical", "action": ACTION_ROLLBACK},
             "Primary {{ $labels.instance }} of " + name + " is down: roll back to a healthy mirror",
         ),
         _rule(
-            "DepmirrorInstanceDown", _with_instance_labels(down, name, 'role!="primary"'), hold,
+            "DepmirrorInstanceDown",
+            _with_instance_labels(down, name, 'role!="primary"'),
+            hold,
             {"dependency": name, "severity": "warning", "action": ACTION_ADJUST},
             "Instance {{ $labels.instance }} of " + name + " is down: re-plan to replace it",
         ),
         _rule(
             "DepmirrorLatencyOverSlo",
-            _with_instance_labels(f"({queries.latency}) > {latency_s:g}", name, ""), hold,
+            _with_instance_labels(f"({queries.latency}) > {latency_s:g}", name, ""),
+            hold,
             {"dependency": name, "severity": "warning", "action": ACTION_NOTIFY},
             "Latency of {{ $labels.instance }} is over the SLO of " + f"{slo.latency_ms:g} ms",
         ),
     ]
     if queries.error_ratio is not None:
-        rules.append(_rule(
-            "DepmirrorErrorRatioOverSlo",
-            _with_instance_labels(f"({queries.error_ratio}) > {slo.error_ratio:g}", name, ""), hold,
+        rules.append(
+            _rule(
+                "DepmirrorErrorRatioOverSlo",
+                _with_instance_labels(f"({queries.error_ratio}) > {slo.error_ratio:g}", name, ""),
+                hold,
+                {"dependency": name, "severity": "warning", "action": ACTION_NOTIFY},
+                "Error ratio of {{ $labels.instance }} is over the SLO of " + f"{slo.error_ratio:g}",
+            )
+        )
+    rules.append(
+        _rule(
+            "DepmirrorHealthUnknown",
+            f"absent({queries.up})",
+            hold,
             {"dependency": name, "severity": "warning", "action": ACTION_NOTIFY},
-            "Error ratio of {{ $labels.instance }} is over the SLO of " + f"{slo.error_ratio:g}",
-        ))
-    rules.append(_rule(
-        "DepmirrorHealthUnknown", f"absent({queries.up})", hold,
-        {"dependency": name, "severity": "warning", "action": ACTION_NOTIFY},
-        f"No health data for {name}: its health is unknown, nothing is done automatically",
-    ))
+            f"No health data for {name}: its health is unknown, nothing is done automatically",
+        )
+    )
     return rules
 
 

@@ -30,8 +30,12 @@ class Sample:
 
     def to_dict(self) -> dict[str, float | bool | None]:
         return {
-            "at": self.at, "up": self.up, "latency": self.latency, "error_ratio": self.error_ratio,
-            "stale": self.stale, "score": self.score,
+            "at": self.at,
+            "up": self.up,
+            "latency": self.latency,
+            "error_ratio": self.error_ratio,
+            "stale": self.stale,
+            "score": self.score,
         }
 
 
@@ -100,8 +104,9 @@ def decide(samples: list[Sample], needed: int, unhealthy: float) -> Decision:
     bad = sum(1 for s in window if s.score is not None and s.score < unhealthy)
     if bad:
         return Decision(
-            "degraded", max(best, unhealthy), f"{bad} of the last {len(window)} samples below {unhealthy:g}, "
-            f"{run} in a row (failing at {needed})"
+            "degraded",
+            max(best, unhealthy),
+            f"{bad} of the last {len(window)} samples below {unhealthy:g}, {run} in a row (failing at {needed})",
         )
     newest = samples[-1].score
     if newest < 1.0:

@@ -15,9 +15,9 @@ def mean_known(scores: Iterable[float | None]) -> float | None:
     return fmean(values) if values else None
 
 
-def aggregate(graph: Graph, instance_scores: Mapping[tuple[str, str], float | None]) -> tuple[
-    dict[str, float | None], dict[str, float | None], float | None
-]:
+def aggregate(
+    graph: Graph, instance_scores: Mapping[tuple[str, str], float | None]
+) -> tuple[dict[str, float | None], dict[str, float | None], float | None]:
     """(per VM, per zone, overall): each the mean of the known instance scores inside it."""
     by_vm: dict[str, list[float | None]] = {host: [] for host in graph.vms}
     by_zone: dict[str, list[float | None]] = {zone: [] for zone in graph.zones}

@@ -49,7 +49,7 @@ class Health:
 def host_of(dependency: str, instance: str) -> str:
     """Alerts and the runner name an instance `dependency@host`; people and the store use the host."""
     prefix = f"{dependency}@"
-    return instance[len(prefix):] if instance.startswith(prefix) else instance
+    return instance[len(prefix) :] if instance.startswith(prefix) else instance
 
 
 def running_dependencies(store_url: str) -> list[dict[str, Any]]:
@@ -85,9 +85,7 @@ def live_health(
     """Verdicts of one dependency's instances. No Prometheus: every instance is unknown, never a target."""
     if not url:
         return Health({}, {}, [], ["no Prometheus URL: health is unknown, so no instance can be a target"])
-    report = fetch_health(
-        graph, url, None, token=token, timeout=timeout, interval=interval, dependencies={dependency}
-    )
+    report = fetch_health(graph, url, None, token=token, timeout=timeout, interval=interval, dependencies={dependency})
     scores: dict[str, float | None] = {}
     excluded: dict[str, str] = {}
     states: dict[str, str] = {}
@@ -179,9 +177,7 @@ def prepare_rollback(
         candidates_seen = choose_target_safely(live, failed, unhealthy_below)
         reason = f"{failed} is not the primary of {dependency} ({primary} is): nothing to switch over"
         raise RollbackRefused(RollbackDecision(dependency, failed, None, candidates_seen, reason))
-    decision = choose_target(
-        live, failed, unhealthy_below, only=only, excluded={**health.excluded, **lagging}
-    )
+    decision = choose_target(live, failed, unhealthy_below, only=only, excluded={**health.excluded, **lagging})
     assert decision.target is not None  # choose_target raises instead of returning no target
     after = switched(live, decision)
     target = _instance(item, decision.target.host)
@@ -261,16 +257,21 @@ def prepare_failback(
     left = _hold_left(store_url, dependency, recovered, hold_s, now or datetime.now(UTC))
     if left > 0:
         raise FailbackRefused(
-            f"{recovered} failed over {hold_s - left:.0f} s ago; the hold time is {hold_s:.0f} s "
-            f"({left:.0f} s left)"
+            f"{recovered} failed over {hold_s - left:.0f} s ago; the hold time is {hold_s:.0f} s ({left:.0f} s left)"
         )
     standby = STANDBY_ROLE.get(item.get("mode", ""), "mirror")
     after = with_health(item, health)
     after["instances"] = [i for i in after["instances"] if i["host"] != recovered]
-    after["instances"].append({
-        "host": recovered, "zone": vm.zone, "address": vm.address, "port": item["port"],
-        "role": standby, "health": health.scores.get(recovered),
-    })
+    after["instances"].append(
+        {
+            "host": recovered,
+            "zone": vm.zone,
+            "address": vm.address,
+            "port": item["port"],
+            "role": standby,
+            "health": health.scores.get(recovered),
+        }
+    )
     recovered_vars = {"host": recovered, "zone": vm.zone, "address": vm.address, "port": item["port"]}
     new_primary = primary
     if move_primary_back:
@@ -350,22 +351,38 @@ def decide_rollback(request: SwitchoverRequest, *, record_refusal: bool = True) 
     threshold = graph.policy.health.unhealthy if request.unhealthy_below is None else request.unhealthy_below
     dependencies = running_dependencies(request.store)
     health = live_health(
-        graph, request.dependency, request.prometheus_url, token=request.prometheus_token,
-        timeout=request.prometheus_timeout, interval=request.health_interval,
+        graph,
+        request.dependency,
+        request.prometheus_url,
+        token=request.prometheus_token,
+        timeout=request.prometheus_timeout,
+        interval=request.health_interval,
     )
     try:
         decided = prepare_rollback(
-            dependencies, request.dependency, request.instance, health, unhealthy_below=threshold,
-            candidates=request.candidates, offsets=request.offsets, max_lag=request.max_lag,
+            dependencies,
+            request.dependency,
+            request.instance,
+            health,
+            unhealthy_below=threshold,
+            candidates=request.candidates,
+            offsets=request.offsets,
+            max_lag=request.max_lag,
         )
     except RollbackRefused as refused:
         if record_refusal:
-            _record_refusal(request, "rollback", refused.decision.reason, started, {
-                "decision": refused.decision.to_dict(),
-                "inputs": inputs_of(
-                    health, request.offsets, request.max_lag, threshold, list(request.candidates) or None
-                ),
-            })
+            _record_refusal(
+                request,
+                "rollback",
+                refused.decision.reason,
+                started,
+                {
+                    "decision": refused.decision.to_dict(),
+                    "inputs": inputs_of(
+                        health, request.offsets, request.max_lag, threshold, list(request.candidates) or None
+                    ),
+                },
+            )
         raise
     decided["started"] = started
     return decided
@@ -379,19 +396,35 @@ def decide_failback(
     graph = load_graph(request.graph)
     dependencies = running_dependencies(request.store)
     health = live_health(
-        graph, request.dependency, request.prometheus_url, token=request.prometheus_token,
-        timeout=request.prometheus_timeout, interval=request.health_interval,
+        graph,
+        request.dependency,
+        request.prometheus_url,
+        token=request.prometheus_token,
+        timeout=request.prometheus_timeout,
+        interval=request.health_interval,
     )
     try:
         decided = prepare_failback(
-            dependencies, graph, request.dependency, request.instance, health, store_url=request.store,
-            hold_s=hold_s, move_primary_back=move_primary_back,
+            dependencies,
+            graph,
+            request.dependency,
+            request.instance,
+            health,
+            store_url=request.store,
+            hold_s=hold_s,
+            move_primary_back=move_primary_back,
         )
     except FailbackRefused as refused:
         if record_refusal:
-            _record_refusal(request, "failback", str(refused), started, {
-                "inputs": inputs_of(health, None, 0, 0.0, None),
-            })
+            _record_refusal(
+                request,
+                "failback",
+                str(refused),
+                started,
+                {
+                    "inputs": inputs_of(health, None, 0, 0.0, None),
+                },
+            )
         raise
     decided["started"] = started
     return decided
@@ -400,18 +433,27 @@ def decide_failback(
 def _record_refusal(
     request: SwitchoverRequest, action: str, reason: str, started: float, extra: dict[str, Any]
 ) -> None:
-    record_event(request.store, {
-        "kind": "refused",
-        "dependency": request.dependency,
-        "outcome": "refused",
-        "instance": host_of(request.dependency, request.instance),
-        "action": action,
-        "trigger": dict(request.trigger),
-        "inputs": extra.get("inputs", {}),
-        "decision": "refuse",
-        "reason": reason,
-        "duration_s": elapsed(started),
-        "details": {k: v for k, v in {
-            "decision": extra.get("decision"), "action_id": request.action_id, "playbook": f"{action}.yml",
-        }.items() if v is not None},
-    })
+    record_event(
+        request.store,
+        {
+            "kind": "refused",
+            "dependency": request.dependency,
+            "outcome": "refused",
+            "instance": host_of(request.dependency, request.instance),
+            "action": action,
+            "trigger": dict(request.trigger),
+            "inputs": extra.get("inputs", {}),
+            "decision": "refuse",
+            "reason": reason,
+            "duration_s": elapsed(started),
+            "details": {
+                k: v
+                for k, v in {
+                    "decision": extra.get("decision"),
+                    "action_id": request.action_id,
+                    "playbook": f"{action}.yml",
+                }.items()
+                if v is not None
+            },
+        },
+    )

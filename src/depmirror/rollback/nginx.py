@@ -39,9 +39,14 @@ class Release:
 
     def swap_params(self, options: NginxOptions) -> dict[str, Any]:
         """The arguments of nginx_swap.swap_release (and of the nginx_release module)."""
-        return {"release": self.release, "files": self.files, "content": self.content,
-                "nginx_conf": options.nginx_conf, "last_good": f"{options.conf_dir}/last-good.conf",
-                "service": options.service}
+        return {
+            "release": self.release,
+            "files": self.files,
+            "content": self.content,
+            "nginx_conf": options.nginx_conf,
+            "last_good": f"{options.conf_dir}/last-good.conf",
+            "service": options.service,
+        }
 
 
 def render_release(
@@ -58,8 +63,11 @@ def render_release(
     digest = hashlib.sha1(json.dumps(inputs).encode()).hexdigest()[:12]
     release = f"{options.conf_dir}/releases/{digest}"
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)), trim_blocks=True, keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined, autoescape=False,
+        loader=jinja2.FileSystemLoader(str(templates)),
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
         finalize=lambda value: "" if value is None else value,  # as Ansible's templar prints None
     )
     variables = {

@@ -67,9 +67,15 @@ class Sessions:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(
-                address, port=self.options.port, username=self.options.user, key_filename=self.options.key_file,
-                timeout=self.options.connect_timeout_s, banner_timeout=self.options.connect_timeout_s,
-                auth_timeout=self.options.connect_timeout_s, allow_agent=False, look_for_keys=False,
+                address,
+                port=self.options.port,
+                username=self.options.user,
+                key_filename=self.options.key_file,
+                timeout=self.options.connect_timeout_s,
+                banner_timeout=self.options.connect_timeout_s,
+                auth_timeout=self.options.connect_timeout_s,
+                allow_agent=False,
+                look_for_keys=False,
             )
         except (OSError, paramiko.SSHException) as error:
             client.close()

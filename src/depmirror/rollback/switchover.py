@@ -99,11 +99,19 @@ class FastPath:
     def _request(self, switch: Switch, offsets: dict[str, int] | None = None) -> SwitchoverRequest:
         c = self.config
         return SwitchoverRequest(
-            graph=str(c.graph), store=switch.store, dependency=switch.dependency, instance=switch.instance,
-            prometheus_url=c.prometheus_url, prometheus_token=c.prometheus_token,
-            prometheus_timeout=c.prometheus_timeout_s, health_interval=c.health_interval_s,
-            candidates=switch.candidates, offsets=offsets, max_lag=c.redis_max_lag_bytes,
-            trigger=switch.trigger, action_id=switch.action_id,
+            graph=str(c.graph),
+            store=switch.store,
+            dependency=switch.dependency,
+            instance=switch.instance,
+            prometheus_url=c.prometheus_url,
+            prometheus_token=c.prometheus_token,
+            prometheus_timeout=c.prometheus_timeout_s,
+            health_interval=c.health_interval_s,
+            candidates=switch.candidates,
+            offsets=offsets,
+            max_lag=c.redis_max_lag_bytes,
+            trigger=switch.trigger,
+            action_id=switch.action_id,
         )
 
     def switchover(self, switch: Switch, record: bool = True) -> dict[str, Any]:
@@ -114,8 +122,11 @@ class FastPath:
         try:
             decided = decide_rollback(self._request(switch), record_refusal=record)
             if decided["kind"] == "redis":
-                survivors = {i["host"]: (i["address"], int(i.get("port") or decided["port"]))
-                             for i in decided["after"]["instances"] if i["host"] in decided["survivors"]}
+                survivors = {
+                    i["host"]: (i["address"], int(i.get("port") or decided["port"]))
+                    for i in decided["after"]["instances"]
+                    if i["host"] in decided["survivors"]
+                }
                 offsets = read_offsets(survivors, self.config.redis_timeout_s)
                 decided = decide_rollback(self._request(switch, offsets), record_refusal=record)
         except RollbackRefused:
@@ -127,10 +138,15 @@ class FastPath:
         try:
             if decided["kind"] == "redis":
                 mark = time.monotonic()
-                by_host = {i["host"]: (i["address"], int(i.get("port") or decided["port"]))
-                           for i in decided["after"]["instances"]}
-                missed = promote(by_host[decided["target"]["host"]],
-                                 {h: by_host[h] for h in decided["replicas"]}, self.config.redis_timeout_s)
+                by_host = {
+                    i["host"]: (i["address"], int(i.get("port") or decided["port"]))
+                    for i in decided["after"]["instances"]
+                }
+                missed = promote(
+                    by_host[decided["target"]["host"]],
+                    {h: by_host[h] for h in decided["replicas"]},
+                    self.config.redis_timeout_s,
+                )
                 timings["migrate_s"] = _lap(mark)
                 if missed:
                     decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
@@ -147,19 +163,29 @@ class FastPath:
             raise FastPathFailed(f"the {phase} phase of the fast switchover failed: {error}", phase) from error
         mark = time.monotonic()
         event = {
-            "kind": "rollback", "dependency": switch.dependency, "outcome": "succeeded",
-            "instance": decided["failed"]["host"], "target": decided["target"]["host"], "action": "switchover",
-            "trigger": switch.trigger, "inputs": decided["inputs"],
+            "kind": "rollback",
+            "dependency": switch.dependency,
+            "outcome": "succeeded",
+            "instance": decided["failed"]["host"],
+            "target": decided["target"]["host"],
+            "action": "switchover",
+            "trigger": switch.trigger,
+            "inputs": decided["inputs"],
             "decision": f"{decided['target']['host']} is the primary of {switch.dependency}; "
-                        f"{decided['failed']['host']} is fenced out of every upstream",
-            "reason": decided["reason"], "duration_s": elapsed(decided["started"]),
+            f"{decided['failed']['host']} is fenced out of every upstream",
+            "reason": decided["reason"],
+            "duration_s": elapsed(decided["started"]),
             "set_primary": decided["target"]["host"],
             "details": {
-                "path": "fast", "action_id": switch.action_id, "candidates": decided["decision"]["candidates"],
-                "traffic": traffic, "releases": releases, "switched_at": switched_at, "timings": timings,
+                "path": "fast",
+                "action_id": switch.action_id,
+                "candidates": decided["decision"]["candidates"],
+                "traffic": traffic,
+                "releases": releases,
+                "switched_at": switched_at,
+                "timings": timings,
                 "warnings": decided.get("warnings", []),
-                "fence": "the failed instance is out of every upstream; stopping it on its host follows, "
-                         "best effort",
+                "fence": "the failed instance is out of every upstream; stopping it on its host follows, best effort",
             },
         }
         if record:
@@ -186,10 +212,12 @@ class FastPath:
 
         def swap(named: tuple[str, Any]) -> tuple[str, str]:
             name, lb = named
-            release = render_release(self.templates, dependencies, routing, unhealthy_below,
-                                     lb.address, self.config.nginx)
-            self.sessions.swap_release(lb.address, self.swap_source, release.swap_params(self.config.nginx),
-                                       self.config.swap_timeout_s)
+            release = render_release(
+                self.templates, dependencies, routing, unhealthy_below, lb.address, self.config.nginx
+            )
+            self.sessions.swap_release(
+                lb.address, self.swap_source, release.swap_params(self.config.nginx), self.config.swap_timeout_s
+            )
             return name, release.release
 
         with ThreadPoolExecutor(max_workers=max(1, len(balancers))) as pool:
@@ -200,24 +228,39 @@ class FastPath:
         checks = []
         for name, lb in self.graph.load_balancers.items():
             check = check_traffic(
-                str(decided["kind"]), lb.address, int(decided["port"]),
-                expect=f"{target['address']}:{target['port']}", forbid=f"{failed['address']}:{failed['port']}",
-                requests=self.config.verify_requests, deadline_s=self.config.verify_deadline_s,
+                str(decided["kind"]),
+                lb.address,
+                int(decided["port"]),
+                expect=f"{target['address']}:{target['port']}",
+                forbid=f"{failed['address']}:{failed['port']}",
+                requests=self.config.verify_requests,
+                deadline_s=self.config.verify_deadline_s,
             )
             checks.append(check.to_dict())
             if not check.ok:
-                raise FastPathFailed(f"traffic through {name} is not served by {target['host']}: {check.detail}",
-                                     "verify")
+                raise FastPathFailed(
+                    f"traffic through {name} is not served by {target['host']}: {check.detail}", "verify"
+                )
         return checks
 
     def _record_failure(self, switch: Switch, decided: dict[str, Any], phase: str, error: Exception) -> None:
-        record_event(switch.store, {
-            "kind": "rollback", "dependency": switch.dependency, "outcome": "failed",
-            "instance": decided["failed"]["host"], "target": decided["target"]["host"], "action": "switchover",
-            "trigger": switch.trigger, "inputs": decided["inputs"], "decision": decided["reason"],
-            "reason": f"the {phase} phase failed: {error}", "duration_s": elapsed(decided["started"]),
-            "details": {"path": "fast", "action_id": switch.action_id, "phase": phase},
-        })
+        record_event(
+            switch.store,
+            {
+                "kind": "rollback",
+                "dependency": switch.dependency,
+                "outcome": "failed",
+                "instance": decided["failed"]["host"],
+                "target": decided["target"]["host"],
+                "action": "switchover",
+                "trigger": switch.trigger,
+                "inputs": decided["inputs"],
+                "decision": decided["reason"],
+                "reason": f"the {phase} phase failed: {error}",
+                "duration_s": elapsed(decided["started"]),
+                "details": {"path": "fast", "action_id": switch.action_id, "phase": phase},
+            },
+        )
 
     def _fence(self, dependency: str, address: str) -> None:
         """Stop and disable the failed instance where its host still answers; off the hot path."""
@@ -226,8 +269,9 @@ class FastPath:
         def fence() -> None:
             # A failed host that cannot be reached is expected; routing away from it was the fence.
             with contextlib.suppress(DepmirrorError):
-                self.sessions.run(address, f"systemctl stop {unit}; systemctl disable {unit}",
-                                  timeout_s=self.config.fence_timeout_s)
+                self.sessions.run(
+                    address, f"systemctl stop {unit}; systemctl disable {unit}", timeout_s=self.config.fence_timeout_s
+                )
 
         thread = threading.Thread(target=fence, name=f"fence-{dependency}", daemon=True)
         thread.start()

@@ -63,8 +63,13 @@ def check_traffic(
 
 
 def _http_round(
-    check: TrafficCheck, address: str, port: int, expect: str | None, forbid: str | None,
-    requests: int, timeout_s: float,
+    check: TrafficCheck,
+    address: str,
+    port: int,
+    expect: str | None,
+    forbid: str | None,
+    requests: int,
+    timeout_s: float,
 ) -> None:
     served: list[str] = []
     for _ in range(requests):

@@ -65,9 +65,7 @@ class AnsibleRunnerAction:
         finally:
             await asyncio.to_thread(_prune, self.config.work_dir, KEEP_RUNS)
 
-    async def _journal_process(
-        self, run: asyncio.Task[ActionResult], data_dir: Path, started: Started
-    ) -> None:
+    async def _journal_process(self, run: asyncio.Task[ActionResult], data_dir: Path, started: Started) -> None:
         """Record the playbook's PID in the action journal as soon as its wrapper wrote it."""
         while not run.done():
             handle = orphans.process_handle(data_dir)
@@ -125,9 +123,7 @@ def _launch_wrapper(data_dir: Path, binary: str) -> Path:
     wrapper = data_dir / "launch"
     pid_file = data_dir / orphans.PID_FILE
     wrapper.write_text(
-        "#!/bin/sh\n"
-        f"echo $$ > {shlex.quote(str(pid_file))}\n"
-        f'exec {shlex.quote(binary)} "$@"\n',
+        f'#!/bin/sh\necho $$ > {shlex.quote(str(pid_file))}\nexec {shlex.quote(binary)} "$@"\n',
         encoding="utf-8",
     )
     wrapper.chmod(0o700)

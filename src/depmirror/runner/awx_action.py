@@ -74,11 +74,7 @@ class AwxAction:
         return []
 
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
-        template = (
-            self.config.job_template_id
-            if request.kind == "rollback"
-            else self.config.failback_job_template_id
-        )
+        template = self.config.job_template_id if request.kind == "rollback" else self.config.failback_job_template_id
         if template is None:
             return ActionResult(outcome="error", detail="no AWX job template configured for failback")
         problems = await self.problems()

@@ -124,9 +124,7 @@ class _Reader:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise ConfigError(
-                self.file, prefix or "(top level)", "must be a mapping", "write key: value pairs"
-            )
+            raise ConfigError(self.file, prefix or "(top level)", "must be a mapping", "write key: value pairs")
         self.data: dict[str, Any] = data
 
     def name(self, key: str) -> str:
@@ -288,22 +286,20 @@ def _placed(top: _Reader) -> dict[str, frozenset[str]]:
         from_config = {name: frozenset() for name in listed}
     elif isinstance(listed, dict):
         for name, hosts in listed.items():
-            if not isinstance(name, str) or not isinstance(hosts, list) or not all(
-                isinstance(h, str) and h for h in hosts
+            if (
+                not isinstance(name, str)
+                or not isinstance(hosts, list)
+                or not all(isinstance(h, str) and h for h in hosts)
             ):
                 raise top.error(
                     f"dependencies.{name}", "must be a list of the hosts that run it", "e.g. [vm-a1, vm-b1]"
                 )
             from_config[name] = frozenset(hosts)
     elif listed is not None:
-        raise top.error(
-            "dependencies", "must be a list of names or a mapping of names to host lists", "or set graph:"
-        )
+        raise top.error("dependencies", "must be a list of names or a mapping of names to host lists", "or set graph:")
     placed = merge_placed(from_graph, from_config)
     if not placed:
-        raise top.error(
-            "graph", "no dependencies known", "set graph: PATH (the graph file) or dependencies: {...}"
-        )
+        raise top.error("graph", "no dependencies known", "set graph: PATH (the graph file) or dependencies: {...}")
     return placed
 
 
@@ -385,15 +381,20 @@ def _action(action: _Reader, mode: str, top: _Reader) -> ActionConfig:
 
 def _fast_path(fast: _Reader, top: _Reader, playbook: Path) -> FastPathConfig:
     health = top.section("health").data.get("options") or {}
-    graph = fast.path("graph", None) or top.path("graph", None) or (
-        Path(health["graph"]) if isinstance(health.get("graph"), str) else None
+    graph = (
+        fast.path("graph", None)
+        or top.path("graph", None)
+        or (Path(health["graph"]) if isinstance(health.get("graph"), str) else None)
     )
     if graph is None or not graph.is_file():
         raise fast.error("graph", f"{graph or 'no graph file'} is not a file", "set graph: at the top or here")
     collection = fast.path("collection", None) or playbook.resolve().parent.parent
     if not (collection / "plugins/module_utils/nginx_swap.py").is_file():
-        raise fast.error("collection", f"{collection} is not the depmirror.mirroring collection",
-                         "point it at the collection's root (the directory with galaxy.yml)")
+        raise fast.error(
+            "collection",
+            f"{collection} is not the depmirror.mirroring collection",
+            "point it at the collection's root (the directory with galaxy.yml)",
+        )
     url = fast.text("prometheus_url", "") or str(health.get("prometheus_url") or "")
     if not url:
         raise fast.error("prometheus_url", "missing", "the Prometheus base URL (or health.options.prometheus_url)")

@@ -15,9 +15,7 @@ def load_placed_instances(graph_path: Path, config_file: str) -> dict[str, froze
 
     The runner checks alert labels against this until `adjust` records an applied plan in the store."""
     if not graph_path.is_file():
-        raise ConfigError(
-            config_file, "graph", f"{graph_path} does not exist", "point graph: at the graph file"
-        )
+        raise ConfigError(config_file, "graph", f"{graph_path} does not exist", "point graph: at the graph file")
     plan = compute_plan(load_graph(graph_path))
     return {item.name: frozenset(i.host for i in item.instances) for item in plan.dependencies}
 

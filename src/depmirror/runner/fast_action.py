@@ -28,8 +28,12 @@ class FastPathAction:
         if request.kind != "rollback":
             return await self.playbook.run(request, started)
         switch = Switch(
-            dependency=request.dependency, instance=request.instance, store=request.store_url,
-            candidates=request.candidates, trigger=request.trigger, action_id=request.action_id,
+            dependency=request.dependency,
+            instance=request.instance,
+            store=request.store_url,
+            candidates=request.candidates,
+            trigger=request.trigger,
+            action_id=request.action_id,
         )
         try:
             event = await asyncio.to_thread(self.fast.switchover, switch, False)
@@ -41,7 +45,9 @@ class FastPathAction:
             log.warning("%s: %s; running the playbook instead", request.dependency, unavailable)
             result = await self.playbook.run(request, started)
             return ActionResult(
-                outcome=result.outcome, detail=result.detail, target=result.target,
+                outcome=result.outcome,
+                detail=result.detail,
+                target=result.target,
                 external_id=result.external_id,
                 details={**result.details, "path": "playbook", "fast_path_unavailable": str(unavailable)},
             )

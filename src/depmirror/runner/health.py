@@ -14,6 +14,7 @@ from depmirror.health.view import HealthView, TargetHealth
 
 __all__ = ["HealthChecker", "HealthView", "TargetHealth", "UnknownHealthChecker", "load_health_checker"]
 
+
 class HealthChecker(Protocol):
     async def check(self, dependency: str, failed_instance: str) -> HealthView: ...
 

@@ -48,9 +48,7 @@ def parse_notification(body: bytes) -> Notification:
     except UnicodeDecodeError as error:
         raise PayloadError(f"body is not UTF-8: {error.reason} at byte {error.start}") from error
     except json.JSONDecodeError as error:
-        raise PayloadError(
-            f"body is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from error
+        raise PayloadError(f"body is not JSON: {error.msg} at line {error.lineno} column {error.colno}") from error
     except (RecursionError, ValueError) as error:  # nesting too deep, integers too long
         raise PayloadError(f"body is not acceptable JSON: {type(error).__name__}") from error
     if not isinstance(data, dict):
@@ -164,9 +162,7 @@ def _at(where: str, key: str) -> str:
 
 
 def _type(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number"
-    )
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
 def _short(value: Any) -> str:

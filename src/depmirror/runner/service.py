@@ -78,9 +78,7 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
         await worker.recover()
         if isinstance(action, FastPathAction):
             await action.warm()
-        site = web.TCPSite(
-            runner, config.host, config.port, ssl_context=_ssl_context(config), reuse_address=True
-        )
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=_ssl_context(config), reuse_address=True)
         await site.start()
         scheme = "https" if config.tls_cert else "http"
         log.info(

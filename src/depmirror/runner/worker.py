@@ -182,9 +182,7 @@ class Worker:
         if not verdict.act:
             await self._settle(
                 alerts,
-                self._event(
-                    "refused", alerts, action="rollback", decision="refuse", reason=verdict.reason, view=view
-                ),
+                self._event("refused", alerts, action="rollback", decision="refuse", reason=verdict.reason, view=view),
             )
             return
         await self._act("rollback", alerts, view, verdict.candidates, verdict.reason, retry_of)
@@ -266,8 +264,10 @@ class Worker:
             EventFilter(dependency=newest.dependency, kinds=("rollback",), instance=newest.instance, limit=1),
         )
         primary = await self.db(self.store.primary, newest.dependency)
-        if not rollbacks or rollbacks[0].outcome not in ("succeeded", "shadow") or (
-            primary is not None and _same(newest.dependency, primary, newest.instance)
+        if (
+            not rollbacks
+            or rollbacks[0].outcome not in ("succeeded", "shadow")
+            or (primary is not None and _same(newest.dependency, primary, newest.instance))
         ):
             await self._settle(alerts, None)  # nothing was rolled back away from this instance
             return
@@ -278,9 +278,7 @@ class Worker:
         if not verdict.act:
             await self._settle(
                 alerts,
-                self._event(
-                    "refused", alerts, action="failback", decision="refuse", reason=verdict.reason, view=view
-                ),
+                self._event("refused", alerts, action="failback", decision="refuse", reason=verdict.reason, view=view),
             )
             return
         await self._act("failback", alerts, view, (), "the instance recovered and the hold time passed", None)
@@ -341,9 +339,7 @@ class Worker:
                 result = await self.action.run(request, started)
             except Exception as error:  # a bug in an action must close its journal entry, not wedge it
                 log.exception("action %s raised", request.action_id)
-                result = ActionResult(
-                    outcome="failed", detail=f"action raised {type(error).__name__}: {error}"
-                )
+                result = ActionResult(outcome="failed", detail=f"action raised {type(error).__name__}: {error}")
             duration = time.monotonic() - began
         await self._finish(
             alerts,
@@ -364,9 +360,7 @@ class Worker:
         self, alerts: list[QueuedAlert], external_id: str, retry_of: str, interrupted: Event | None
     ) -> None:
         assert self.action is not None
-        kind: ActionKind = (
-            "failback" if interrupted is not None and interrupted.action == "failback" else "rollback"
-        )
+        kind: ActionKind = "failback" if interrupted is not None and interrupted.action == "failback" else "rollback"
         record = ActionRecord(
             action_id=uuid.uuid4().hex,
             kind=kind,

@@ -22,9 +22,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as error:
-        raise FilterError(
-            f"since: {text!r} is neither a duration (30m, 2h, 7d) nor an ISO 8601 time"
-        ) from error
+        raise FilterError(f"since: {text!r} is neither a duration (30m, 2h, 7d) nor an ISO 8601 time") from error
     if when.tzinfo is None:
         raise FilterError(f"since: {text!r} has no time zone (add Z or +00:00)")
     return when

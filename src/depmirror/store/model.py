@@ -21,9 +21,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "alert_ignored",
     "alert_suppressed",
 )
-EventKind = Literal[
-    "rollback", "failback", "rf_change", "refused", "interrupted", "alert_ignored", "alert_suppressed"
-]
+EventKind = Literal["rollback", "failback", "rf_change", "refused", "interrupted", "alert_ignored", "alert_suppressed"]
 
 # Outcomes are open-ended text so that playbooks can report their own, but these are the ones depmirror
 # writes: succeeded/failed (an action ran), shadow (decided, not run), refused, ignored, suppressed,

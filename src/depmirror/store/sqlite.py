@@ -126,9 +126,7 @@ def _alert_from_row(row: sqlite3.Row) -> QueuedAlert:
 class SQLiteStore(Store):
     """One SQLite file. Thread-safe (one connection behind a lock); several processes may share the file."""
 
-    def __init__(
-        self, path: str | Path, *, create: bool = True, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
-    ):
+    def __init__(self, path: str | Path, *, create: bool = True, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path.resolve()}"
         self._busy_timeout_s = busy_timeout_s
@@ -434,9 +432,7 @@ class SQLiteStore(Store):
                         },
                     ),
                 )
-                db.execute(
-                    "UPDATE actions SET finished_ts = ? WHERE action_id = ?", (_ts(now), record.action_id)
-                )
+                db.execute("UPDATE actions SET finished_ts = ? WHERE action_id = ?", (_ts(now), record.action_id))
                 db.execute(
                     "UPDATE alert_queue SET state = 'pending', retry_of = ?, attempts = attempts + 1,"
                     " action_id = NULL WHERE action_id = ?",
@@ -483,9 +479,7 @@ class SQLiteStore(Store):
 
     def prune_queue(self, before: datetime) -> int:
         with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM alert_queue WHERE state = 'done' AND received_ts < ?", (_ts(before),)
-            )
+            cursor = db.execute("DELETE FROM alert_queue WHERE state = 'done' AND received_ts < ?", (_ts(before),))
             return cursor.rowcount
 
     # --- lifecycle ---------------------------------------------------------------------------------

@@ -33,9 +33,7 @@ def test_plan_table_lists_every_dependency_and_the_totals(capsys: pytest.Capture
     assert "to provision" in out and "budget 30" in out
 
 
-def test_plan_json_from_the_default_graph(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plan_json_from_the_default_graph(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["plan", "--format", "json", "--now", "0"]) == 0
     document = json.loads(capsys.readouterr().out)
@@ -48,9 +46,7 @@ def test_plan_reads_state_and_health_files(tmp_path: Path, capsys: pytest.Captur
     main(["plan", "--graph", str(EXAMPLE), "--format", "json", "--now", "0"])
     state = json.loads(capsys.readouterr().out)["state"]
     (tmp_path / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    primary = next(
-        i for i in state["instances"] if i["dependency"] == "catalog-api" and i["role"] != "primary"
-    )
+    primary = next(i for i in state["instances"] if i["dependency"] == "catalog-api" and i["role"] != "primary")
     health = {"instances": {f"catalog-api@{primary['host']}": 0.0}}
     (tmp_path / "health.json").write_text(json.dumps(health), encoding="utf-8")
     args = [
@@ -62,9 +58,7 @@ def test_plan_reads_state_and_health_files(tmp_path: Path, capsys: pytest.Captur
         str(tmp_path / "health.json"),
     ]
     assert main(["plan", *args, "--format", "json", "--now", "10"]) == 0
-    catalog = next(
-        d for d in json.loads(capsys.readouterr().out)["dependencies"] if d["name"] == "catalog-api"
-    )
+    catalog = next(d for d in json.loads(capsys.readouterr().out)["dependencies"] if d["name"] == "catalog-api")
     actions = {(a["action"], a["host"]) for a in catalog["actions"]}
     assert ("decommission", primary["host"]) in actions
     assert sum(a["action"] == "provision" for a in catalog["actions"]) == 1

@@ -58,8 +58,17 @@ def test_a_rollback_event_moves_the_primary_the_planner_sees(tmp_path: Path) -> 
     record_applied_plan(store_url, plan)
     item = next(d for d in plan["dependencies"] if d["mode"] == "active-active")
     target = next(i["host"] for i in item["instances"] if i["role"] != "primary")
-    record_event(store_url, {"kind": "rollback", "dependency": item["name"], "outcome": "succeeded",
-                             "instance": item["primary"]["host"], "target": target, "set_primary": target})
+    record_event(
+        store_url,
+        {
+            "kind": "rollback",
+            "dependency": item["name"],
+            "outcome": "succeeded",
+            "instance": item["primary"]["host"],
+            "target": target,
+            "set_primary": target,
+        },
+    )
     state = state_from_store(store_url)
     assert state is not None
     roles = {r.host: r.role for r in state.instances if r.dependency == item["name"]}

@@ -207,9 +207,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("label", "change", "field", "problem", "fix"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
-)
+@pytest.mark.parametrize(("label", "change", "field", "problem", "fix"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input_names_file_field_and_fix(
     tmp_path: Path, label: str, change: Any, field: str, problem: str, fix: str
 ) -> None:

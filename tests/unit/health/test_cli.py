@@ -18,18 +18,11 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_an_unreachable_prometheus_is_reported_not_fatal(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_an_unreachable_prometheus_is_reported_not_fatal(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    state.write_text(
-        json.dumps({"instances": [{"dependency": "ledger", "host": "vm-a1", "role": "primary"}]})
-    )
+    state.write_text(json.dumps({"instances": [{"dependency": "ledger", "host": "vm-a1", "role": "primary"}]}))
     url = f"http://127.0.0.1:{closed_port()}"
-    assert (
-        main(["health", "--graph", EXAMPLE, "--prometheus", url, "--state", str(state), "--format", "json"])
-        == 0
-    )
+    assert main(["health", "--graph", EXAMPLE, "--prometheus", url, "--state", str(state), "--format", "json"]) == 0
     out, err = capsys.readouterr()
     report = json.loads(out)
     [instance] = report["instances"]
@@ -39,9 +32,7 @@ def test_an_unreachable_prometheus_is_reported_not_fatal(
     assert "Prometheus unavailable" in err
 
 
-def test_the_table_names_every_instance_and_its_verdict(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_the_table_names_every_instance_and_its_verdict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text(json.dumps({"instances": [{"dependency": "ledger", "host": "vm-b1", "role": "mirror"}]}))
     url = f"http://127.0.0.1:{closed_port()}"

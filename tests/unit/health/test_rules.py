@@ -56,10 +56,7 @@ def test_a_custom_error_ratio_adds_its_rule_and_samples_set_the_hold(graph: Grap
     rules = render_rules(graph, interval=2.0, specs={"ledger": spec})
     by_alert = rules_by_alert(rules, "ledger")
     slo = graph.dependencies["ledger"].slo
-    assert (
-        f'errs{{svc="ledger"}}[1m]))) > {slo.error_ratio:g})'
-        in by_alert["DepmirrorErrorRatioOverSlo"]["expr"]
-    )
+    assert f'errs{{svc="ledger"}}[1m]))) > {slo.error_ratio:g})' in by_alert["DepmirrorErrorRatioOverSlo"]["expr"]
     assert by_alert["DepmirrorPrimaryDown"]["for"] == "8s"
     assert "DepmirrorErrorRatioOverSlo" not in rules_by_alert(rules, "catalog-api")
 
@@ -68,9 +65,7 @@ def test_a_custom_error_ratio_adds_its_rule_and_samples_set_the_hold(graph: Grap
 def test_promtool_accepts_the_rendered_rules(graph: Graph, tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump(render_rules(graph, interval=5.0)))
-    result = subprocess.run(
-        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {4 * len(graph.dependencies)} rules found" in result.stdout
 

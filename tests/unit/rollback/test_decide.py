@@ -16,8 +16,14 @@ def _item(healths: dict[str, float | None], mode: str = "active-passive") -> dic
         "port": 6380,
         "primary": {"host": "vm-a1", "address": "198.18.0.11", "port": 6380},
         "instances": [
-            {"host": h, "zone": zones[h], "address": addresses[h], "port": 6380,
-             "role": "primary" if h == "vm-a1" else "standby", "health": score}
+            {
+                "host": h,
+                "zone": zones[h],
+                "address": addresses[h],
+                "port": 6380,
+                "role": "primary" if h == "vm-a1" else "standby",
+                "health": score,
+            }
             for h, score in healths.items()
         ],
     }

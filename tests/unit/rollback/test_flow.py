@@ -35,11 +35,19 @@ def _item(
 ) -> dict[str, Any]:
     standby = "standby" if mode == "active-passive" else "mirror"
     return {
-        "name": name, "kind": kind, "mode": mode, "port": port,
+        "name": name,
+        "kind": kind,
+        "mode": mode,
+        "port": port,
         "primary": {"host": hosts[0], "address": ADDRESSES[hosts[0]], "port": port},
         "instances": [
-            {"host": h, "zone": ZONES[h], "address": ADDRESSES[h], "port": port,
-             "role": "primary" if h == hosts[0] else standby}
+            {
+                "host": h,
+                "zone": ZONES[h],
+                "address": ADDRESSES[h],
+                "port": port,
+                "role": "primary" if h == hosts[0] else standby,
+            }
             for h in hosts
         ],
     }
@@ -106,9 +114,13 @@ def test_what_runs_now_is_the_applied_plan_with_the_primaries_the_store_records(
 
 def test_a_rollback_moves_the_primary_to_another_zone_and_fences_the_failed_instance() -> None:
     plan = _plan()
-    decided = prepare_rollback(plan, "sessions", "sessions@vm-a1",
-                               _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 0.9, "vm-c1": 0.8}),
-                               unhealthy_below=0.5)
+    decided = prepare_rollback(
+        plan,
+        "sessions",
+        "sessions@vm-a1",
+        _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 0.9, "vm-c1": 0.8}),
+        unhealthy_below=0.5,
+    )
     assert decided["target"]["host"] == "vm-b1"
     assert decided["failed"]["host"] == "vm-a1" and decided["failed"]["role"] == "primary"
     assert decided["survivors"] == ["vm-a2", "vm-b1", "vm-c1"] and decided["replicas"] == ["vm-a2", "vm-c1"]
@@ -121,35 +133,51 @@ def test_a_rollback_moves_the_primary_to_another_zone_and_fences_the_failed_inst
 
 
 def test_the_most_advanced_replica_wins_when_the_others_lag_too_far() -> None:
-    decided = prepare_rollback(_plan(), "sessions", "vm-a1",
-                               _health({"vm-a1": None, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 1.0}),
-                               unhealthy_below=0.5, offsets={"vm-a2": 500, "vm-b1": 480, "vm-c1": 470}, max_lag=0)
+    decided = prepare_rollback(
+        _plan(),
+        "sessions",
+        "vm-a1",
+        _health({"vm-a1": None, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 1.0}),
+        unhealthy_below=0.5,
+        offsets={"vm-a2": 500, "vm-b1": 480, "vm-c1": 470},
+        max_lag=0,
+    )
     assert decided["target"]["host"] == "vm-a2"
     assert "same zone" in decided["reason"]
     assert decided["inputs"]["replication_offsets"] == {"vm-a2": 500, "vm-b1": 480, "vm-c1": 470}
 
 
 def test_only_the_candidates_the_runner_verified_may_take_over() -> None:
-    decided = prepare_rollback(_plan(), "sessions", "vm-a1",
-                               _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 0.9}),
-                               unhealthy_below=0.5, candidates=["sessions@vm-c1"])
+    decided = prepare_rollback(
+        _plan(),
+        "sessions",
+        "vm-a1",
+        _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 0.9}),
+        unhealthy_below=0.5,
+        candidates=["sessions@vm-c1"],
+    )
     assert decided["target"]["host"] == "vm-c1"
     assert decided["inputs"]["verified_candidates"] == ["vm-c1"]
 
 
 def test_a_failing_mirror_is_no_switchover() -> None:
     with pytest.raises(RollbackRefused) as refused:
-        prepare_rollback(_plan(), "payments", "payments@vm-c1", _health({"vm-b1": 1.0, "vm-c1": 0.0}),
-                         unhealthy_below=0.5)
+        prepare_rollback(
+            _plan(), "payments", "payments@vm-c1", _health({"vm-b1": 1.0, "vm-c1": 0.0}), unhealthy_below=0.5
+        )
     assert "vm-c1 is not the primary of payments (vm-b1 is)" in str(refused.value)
     assert refused.value.decision.target is None
 
 
 def test_a_degraded_instance_is_no_target_and_the_refusal_names_every_candidate() -> None:
     with pytest.raises(RollbackRefused) as refused:
-        prepare_rollback(_plan(), "sessions", "vm-a1",
-                         _health({"vm-a2": 0.2, "vm-b1": 0.9, "vm-c1": None}, {"vm-b1": "degraded (slow)"}),
-                         unhealthy_below=0.5)
+        prepare_rollback(
+            _plan(),
+            "sessions",
+            "vm-a1",
+            _health({"vm-a2": 0.2, "vm-b1": 0.9, "vm-c1": None}, {"vm-b1": "degraded (slow)"}),
+            unhealthy_below=0.5,
+        )
     reason = refused.value.decision.reason
     assert "vm-a2: unhealthy" in reason and "vm-b1: degraded (slow)" in reason and "vm-c1: health unknown" in reason
 
@@ -163,12 +191,19 @@ def test_an_unknown_dependency_or_host_is_a_flow_error_that_lists_what_exists() 
 
 def _rolled_back(store: str, when: datetime) -> list[dict[str, Any]]:
     """The plan after vm-a1 failed over to vm-b1 at `when`, as record.yml leaves it in the store."""
-    decided = prepare_rollback(_plan(), "sessions", "vm-a1",
-                               _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 1.0}),
-                               unhealthy_below=0.5)
+    decided = prepare_rollback(
+        _plan(),
+        "sessions",
+        "vm-a1",
+        _health({"vm-a1": 0.0, "vm-a2": 1.0, "vm-b1": 1.0, "vm-c1": 1.0}),
+        unhealthy_below=0.5,
+    )
     with open_store(store) as opened:
-        opened.append_event(Event(kind="rollback", dependency="sessions", outcome="succeeded", time=when,
-                                  instance="vm-a1", target="vm-b1"))
+        opened.append_event(
+            Event(
+                kind="rollback", dependency="sessions", outcome="succeeded", time=when, instance="vm-a1", target="vm-b1"
+            )
+        )
         opened.set_primary("sessions", "vm-b1")
     record_routing(store, decided["after"])
     return running_dependencies(store)
@@ -187,10 +222,28 @@ def test_failback_waits_for_the_hold_time_after_the_rollback(store: str) -> None
     graph = build(base_graph())
     healthy = _health({"vm-a1": 1.0, "vm-b1": 1.0})
     with pytest.raises(FailbackRefused, match=r"hold time is 300 s \(200 s left\)"):
-        prepare_failback(running, graph, "sessions", "sessions@vm-a1", healthy, store_url=store, hold_s=300,
-                         move_primary_back=False, now=now)
-    back = prepare_failback(running, graph, "sessions", "sessions@vm-a1", healthy, store_url=store, hold_s=60,
-                            move_primary_back=False, now=now)
+        prepare_failback(
+            running,
+            graph,
+            "sessions",
+            "sessions@vm-a1",
+            healthy,
+            store_url=store,
+            hold_s=300,
+            move_primary_back=False,
+            now=now,
+        )
+    back = prepare_failback(
+        running,
+        graph,
+        "sessions",
+        "sessions@vm-a1",
+        healthy,
+        store_url=store,
+        hold_s=60,
+        move_primary_back=False,
+        now=now,
+    )
     assert back["new_primary"]["host"] == "vm-b1" and back["recovered"]["host"] == "vm-a1"
     roles = {i["host"]: i["role"] for i in back["after"]["instances"]}
     assert roles == {"vm-a2": "standby", "vm-b1": "primary", "vm-c1": "standby", "vm-a1": "standby"}
@@ -200,30 +253,63 @@ def test_failback_waits_for_the_hold_time_after_the_rollback(store: str) -> None
 
 def test_failback_can_hand_the_primary_role_back(store: str) -> None:
     running = _rolled_back(store, datetime.now(UTC) - timedelta(hours=1))
-    back = prepare_failback(running, build(base_graph()), "sessions", "vm-a1", _health({"vm-a1": 1.0}),
-                            store_url=store, hold_s=300, move_primary_back=True)
-    assert back["new_primary"] == {"host": "vm-a1", "zone": "zone-a", "address": "198.18.0.11", "port": 6380,
-                                   "role": "primary"}
+    back = prepare_failback(
+        running,
+        build(base_graph()),
+        "sessions",
+        "vm-a1",
+        _health({"vm-a1": 1.0}),
+        store_url=store,
+        hold_s=300,
+        move_primary_back=True,
+    )
+    assert back["new_primary"] == {
+        "host": "vm-a1",
+        "zone": "zone-a",
+        "address": "198.18.0.11",
+        "port": 6380,
+        "role": "primary",
+    }
     assert back["after"]["primary"]["host"] == "vm-a1"
     roles = {i["host"]: i["role"] for i in back["after"]["instances"]}
     assert roles == {"vm-a2": "standby", "vm-b1": "standby", "vm-c1": "standby", "vm-a1": "primary"}
     assert "takes the primary role back" in back["reason"]
 
 
-@pytest.mark.parametrize(("scores", "why"), [
-    ({"vm-a1": None}, "vm-a1 is unknown, not healthy"),
-    ({"vm-a1": 0.1}, "vm-a1 is failing, not healthy"),
-])
-def test_failback_needs_the_instance_healthy_not_merely_unknown(store: str, scores: dict[str, float | None],
-                                                                 why: str) -> None:
+@pytest.mark.parametrize(
+    ("scores", "why"),
+    [
+        ({"vm-a1": None}, "vm-a1 is unknown, not healthy"),
+        ({"vm-a1": 0.1}, "vm-a1 is failing, not healthy"),
+    ],
+)
+def test_failback_needs_the_instance_healthy_not_merely_unknown(
+    store: str, scores: dict[str, float | None], why: str
+) -> None:
     running = _rolled_back(store, datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(FailbackRefused, match=why):
-        prepare_failback(running, build(base_graph()), "sessions", "vm-a1", _health(scores), store_url=store,
-                         hold_s=0, move_primary_back=False)
+        prepare_failback(
+            running,
+            build(base_graph()),
+            "sessions",
+            "vm-a1",
+            _health(scores),
+            store_url=store,
+            hold_s=0,
+            move_primary_back=False,
+        )
 
 
 def test_the_primary_itself_cannot_fail_back(store: str) -> None:
     running = copy.deepcopy(_plan())
     with pytest.raises(FailbackRefused, match="already the primary"):
-        prepare_failback(running, build(base_graph()), "sessions", "vm-a1", _health({"vm-a1": 1.0}),
-                         store_url=store, hold_s=0, move_primary_back=False)
+        prepare_failback(
+            running,
+            build(base_graph()),
+            "sessions",
+            "vm-a1",
+            _health({"vm-a1": 1.0}),
+            store_url=store,
+            hold_s=0,
+            move_primary_back=False,
+        )

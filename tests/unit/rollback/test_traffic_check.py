@@ -56,8 +56,7 @@ def lb() -> Iterator[tuple[int, _Upstreams]]:
 def test_http_passes_when_the_new_primary_serves_and_the_failed_one_never_does(lb: tuple[int, _Upstreams]) -> None:
     port, upstreams = lb
     upstreams.served = ["198.18.0.21:8081", "198.18.0.31:8081"]
-    check = check_traffic("http", "127.0.0.1", port, expect="198.18.0.21:8081", forbid="198.18.0.11:8081",
-                          requests=4)
+    check = check_traffic("http", "127.0.0.1", port, expect="198.18.0.21:8081", forbid="198.18.0.11:8081", requests=4)
     assert check.ok and check.attempts == 1, check
     assert check.served_by == ["198.18.0.21:8081", "198.18.0.31:8081"]
     assert upstreams.count == 4
@@ -67,8 +66,9 @@ def test_http_fails_while_the_failed_primary_still_serves_a_request(lb: tuple[in
     port, upstreams = lb
     # nginx's $upstream_addr lists every server tried: the failed one, then the one that answered.
     upstreams.served = ["198.18.0.21:8081", "198.18.0.11:8081, 198.18.0.21:8081"]
-    check = check_traffic("http", "127.0.0.1", port, expect="198.18.0.21:8081", forbid="198.18.0.11:8081",
-                          requests=2, deadline_s=0.3)
+    check = check_traffic(
+        "http", "127.0.0.1", port, expect="198.18.0.21:8081", forbid="198.18.0.11:8081", requests=2, deadline_s=0.3
+    )
     assert not check.ok and "198.18.0.11:8081 still served a request" in check.detail
     assert check.attempts > 1 and check.seconds < 1.5
 
@@ -102,8 +102,9 @@ def test_redis_passes_on_a_primary_and_fails_on_a_replica(tmp_path: Path) -> Non
         start_redis(procs, "primary", "127.0.0.1", primary_port)
         start_redis(procs, "replica", "127.0.0.1", replica_port)
         with socket.create_connection(("127.0.0.1", replica_port), timeout=2) as sock:
-            sock.sendall(f"*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n${len(str(primary_port))}\r\n{primary_port}\r\n"
-                         .encode())
+            sock.sendall(
+                f"*3\r\n$9\r\nREPLICAOF\r\n$9\r\n127.0.0.1\r\n${len(str(primary_port))}\r\n{primary_port}\r\n".encode()
+            )
             assert _read_reply(sock.makefile("rb")) == "OK"
         primary = check_traffic("redis", "127.0.0.1", primary_port)
         replica = check_traffic("redis", "127.0.0.1", replica_port, deadline_s=0.3)
@@ -111,24 +112,32 @@ def test_redis_passes_on_a_primary_and_fails_on_a_replica(tmp_path: Path) -> Non
     assert not replica.ok and "does not reach a primary" in replica.detail
 
 
-@pytest.mark.parametrize(("raw", "value"), [
-    (b"+PONG\r\n", "PONG"),
-    (b":42\r\n", 42),
-    (b"$5\r\nhello\r\n", "hello"),
-    (b"$-1\r\n", None),
-    (b"*-1\r\n", None),
-    (b"*3\r\n$6\r\nmaster\r\n:1234\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n$4\r\n1234\r\n",
-     ["master", 1234, [["127.0.0.1", "6380", "1234"]]]),
-])
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b"+PONG\r\n", "PONG"),
+        (b":42\r\n", 42),
+        (b"$5\r\nhello\r\n", "hello"),
+        (b"$-1\r\n", None),
+        (b"*-1\r\n", None),
+        (
+            b"*3\r\n$6\r\nmaster\r\n:1234\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6380\r\n$4\r\n1234\r\n",
+            ["master", 1234, [["127.0.0.1", "6380", "1234"]]],
+        ),
+    ],
+)
 def test_redis_replies_are_read_as_values(raw: bytes, value: object) -> None:
     assert _read_reply(io.BytesIO(raw)) == value
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (b"-READONLY You can't write against a read only replica.\r\n", "redis error: READONLY"),
-    (b"", "closed before a reply"),
-    (b"HTTP/1.1 400 Bad Request\r\n", "not a redis reply"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"-READONLY You can't write against a read only replica.\r\n", "redis error: READONLY"),
+        (b"", "closed before a reply"),
+        (b"HTTP/1.1 400 Bad Request\r\n", "not a redis reply"),
+    ],
+)
 def test_what_is_not_a_redis_reply_is_an_error(raw: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _read_reply(io.BytesIO(raw))

@@ -18,11 +18,18 @@ def fast(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_full_fast_path_section_is_read(write_config: Any) -> None:
-    config = write_config(mode="act", graph=GRAPH, action=fast(
-        collection=str(ROOT), prometheus_url="http://127.0.0.1:9090", health_interval="1s",
-        ssh={"user": "deploy", "key_file": "/etc/depmirror/id", "become": True, "connect_timeout_seconds": 1.5},
-        nginx={"location_directives": ["proxy_buffering off"]}, verify_requests=3,
-    ))
+    config = write_config(
+        mode="act",
+        graph=GRAPH,
+        action=fast(
+            collection=str(ROOT),
+            prometheus_url="http://127.0.0.1:9090",
+            health_interval="1s",
+            ssh={"user": "deploy", "key_file": "/etc/depmirror/id", "become": True, "connect_timeout_seconds": 1.5},
+            nginx={"location_directives": ["proxy_buffering off"]},
+            verify_requests=3,
+        ),
+    )
     fast_path = config.action.fast_path
     assert fast_path is not None
     assert fast_path.graph == Path(GRAPH) and fast_path.collection == ROOT
@@ -36,17 +43,36 @@ def test_off_unless_enabled(write_config: Any) -> None:
     assert write_config(mode="act", action={"kind": "ansible-runner"}).action.fast_path is None
 
 
-@pytest.mark.parametrize(("action", "field", "words"), [
-    (fast(collection=str(ROOT)), "action.fast_path.prometheus_url", "missing"),
-    (fast(prometheus_url="http://p:9090"), "action.fast_path.collection", "is not the depmirror.mirroring collection"),
-    (fast(collection=str(ROOT), prometheus_url="http://p:9090", health_interval="soon"),
-     "action.fast_path.health_interval", "not a duration"),
-    (fast(collection=str(ROOT), prometheus_url="http://p:9090", nginx={"http_includes": "conf.d"}),
-     "action.fast_path.nginx.http_includes", "list of strings"),
-    ({"kind": "awx", "fast_path": {"enabled": True}, "awx": {"url": "https://awx", "token_env": "DEPMIRROR_TEST_TOKEN",
-                                                             "job_template_id": 1}},
-     "action.fast_path.enabled", "needs action.kind ansible-runner"),
-])
+@pytest.mark.parametrize(
+    ("action", "field", "words"),
+    [
+        (fast(collection=str(ROOT)), "action.fast_path.prometheus_url", "missing"),
+        (
+            fast(prometheus_url="http://p:9090"),
+            "action.fast_path.collection",
+            "is not the depmirror.mirroring collection",
+        ),
+        (
+            fast(collection=str(ROOT), prometheus_url="http://p:9090", health_interval="soon"),
+            "action.fast_path.health_interval",
+            "not a duration",
+        ),
+        (
+            fast(collection=str(ROOT), prometheus_url="http://p:9090", nginx={"http_includes": "conf.d"}),
+            "action.fast_path.nginx.http_includes",
+            "list of strings",
+        ),
+        (
+            {
+                "kind": "awx",
+                "fast_path": {"enabled": True},
+                "awx": {"url": "https://awx", "token_env": "DEPMIRROR_TEST_TOKEN", "job_template_id": 1},
+            },
+            "action.fast_path.enabled",
+            "needs action.kind ansible-runner",
+        ),
+    ],
+)
 def test_a_bad_fast_path_names_the_field(write_config: Any, action: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(ConfigError) as raised:
         write_config(mode="act", graph=GRAPH, action=action)

@@ -48,9 +48,7 @@ def test_wrong_or_missing_credentials_get_401_and_queue_nothing(harness: Any) ->
             assert (await h.post(client, body, token="wrong")).status == 401
             assert (await h.post(client, body, token="t0ken-for-tests-and-more")).status == 401
             basic = base64.b64encode(b"user:t0ken-for-tests").decode()
-            response = await client.post(
-                "/alertmanager", data=body, headers={"Authorization": f"Basic {basic}"}
-            )
+            response = await client.post("/alertmanager", data=body, headers={"Authorization": f"Basic {basic}"})
             assert response.status == 401
             assert (await client.get("/api/v1/events")).status == 401
             assert h.store.queue_depth() == 0

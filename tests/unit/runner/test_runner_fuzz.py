@@ -26,12 +26,8 @@ json_any = st.recursive(
     max_leaves=12,
 )
 # Valid-looking alerts with one field broken, so fuzzing reaches deep into validation.
-alert_keys = st.sampled_from(
-    ["status", "labels", "annotations", "startsAt", "endsAt", "fingerprint", "generatorURL"]
-)
-top_keys = st.sampled_from(
-    ["version", "status", "receiver", "groupKey", "alerts", "commonLabels", "truncatedAlerts"]
-)
+alert_keys = st.sampled_from(["status", "labels", "annotations", "startsAt", "endsAt", "fingerprint", "generatorURL"])
+top_keys = st.sampled_from(["version", "status", "receiver", "groupKey", "alerts", "commonLabels", "truncatedAlerts"])
 hostile_text = st.lists(
     st.characters(codec="utf-8") | st.sampled_from(["\x00", "\ud800", "'", '"', "%s", "\n"]), max_size=30
 ).map("".join)
@@ -67,9 +63,7 @@ def broken_payload(draw: st.DrawFn) -> bytes:
 
 def test_hostile_payloads_never_crash_5xx_or_act(harness: Any) -> None:
     action = RecordingAction()
-    h = harness(
-        action, StaticHealth(candidates={"payments-b": "healthy"}), mode="act", policy={"cooldown_seconds": 0}
-    )
+    h = harness(action, StaticHealth(candidates={"payments-b": "healthy"}), mode="act", policy={"cooldown_seconds": 0})
     statuses: dict[int, int] = {}
     loop = asyncio.new_event_loop()
     client = loop.run_until_complete(h.client())
@@ -94,9 +88,7 @@ def test_hostile_payloads_never_crash_5xx_or_act(harness: Any) -> None:
         loop.run_until_complete(client.close())
         loop.close()
     assert sum(statuses.values()) >= EXAMPLES * 0.9
-    assert (
-        statuses.get(400, 0) > EXAMPLES / 2
-    )  # the fuzzer mostly produced invalid bodies, and they were refused
+    assert statuses.get(400, 0) > EXAMPLES / 2  # the fuzzer mostly produced invalid bodies, and they were refused
     assert action.requests == []
     kinds = {e.kind for e in h.store.events(EventFilter(limit=None))}
     assert kinds <= {"alert_ignored"}

@@ -223,7 +223,7 @@ def test_kill_9_leaves_no_playbook_running_beside_its_retry(tmp_path: Path, runn
             runs.setdefault(run, []).append((what, float(when)))
     assert len(runs) == 2, runs.keys()
     orphan, retry = sorted(runs.values(), key=lambda marks: marks[0][1])
-    assert ("end" not in {what for what, _ in orphan}), "the orphan ran to its end instead of being stopped"
+    assert "end" not in {what for what, _ in orphan}, "the orphan ran to its end instead of being stopped"
     retry_start = retry[0][1]
     assert max(when for _, when in orphan) < retry_start, "the orphan still wrote after its retry started"
     assert [what for what, _ in retry][-1] == "end"

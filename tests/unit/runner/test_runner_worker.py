@@ -27,9 +27,7 @@ def _kinds(h: Any) -> list[tuple[str, str]]:
 
 def test_many_alerts_for_one_dependency_act_once_then_cooldown(harness: Any) -> None:
     action = RecordingAction()
-    h = harness(
-        action, StaticHealth(candidates={"payments-b": "healthy", "payments-c": "unhealthy"}), mode="act"
-    )
+    h = harness(action, StaticHealth(candidates={"payments-b": "healthy", "payments-c": "unhealthy"}), mode="act")
     storm = [alert(fingerprint=f"f{i}", starts_at=f"2026-01-01T00:00:{i:02d}Z") for i in range(30)]
     asyncio.run(_deliver(h, notification(*storm[:10]), notification(*storm[10:]), notification(*storm[:5])))
     assert len(action.requests) == 1

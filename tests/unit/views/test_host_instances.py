@@ -37,8 +37,15 @@ def test_primaries_come_first_and_replicas_know_their_primary() -> None:
 
 def test_decommissions_come_from_the_plans_actions() -> None:
     plan = _plan()
-    plan["removed"] = [{"dependency": "old-api", "action": "decommission", "host": "vm-a1", "role": "mirror",
-                        "reason": "old-api left the graph"}]
+    plan["removed"] = [
+        {
+            "dependency": "old-api",
+            "action": "decommission",
+            "host": "vm-a1",
+            "role": "mirror",
+            "reason": "old-api left the graph",
+        }
+    ]
     assert decommissions_for_host(plan, "vm-a1") == [
         {"dependency": "old-api", "kind": "tcp", "port": 0, "role": "mirror", "reason": "old-api left the graph"}
     ]
