@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,9 @@ class Switch:
     candidates: tuple[str, ...] = ()
     trigger: dict[str, Any] = field(default_factory=dict)
     action_id: str | None = None
+    # Whether the caller still holds the dependency's lease (several runners on one store): asked right
+    # before the state promotion and before the routing; a runner that lost it stops there.
+    still_mine: Callable[[], bool] | None = None
 
 
 class FastPath:
@@ -136,6 +140,7 @@ class FastPath:
         timings["decide_s"] = _lap(mark)
         phase = "migrate"
         try:
+            _fenced(switch, phase)
             if decided["kind"] == "redis":
                 mark = time.monotonic()
                 by_host = {
@@ -151,6 +156,7 @@ class FastPath:
                 if missed:
                     decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
             phase, mark = "route", time.monotonic()
+            _fenced(switch, phase)
             releases = self._route(switch.store, decided)
             switched_at = time.time()
             timings["route_s"] = _lap(mark)
@@ -280,3 +286,15 @@ class FastPath:
 
 def _lap(mark: float) -> float:
     return round(time.monotonic() - mark, 3)
+
+
+def _fenced(switch: Switch, phase: str) -> None:
+    if switch.still_mine is not None and not switch.still_mine():
+        raise LeaseLost(
+            f"this runner lost the lease on {switch.dependency} before the {phase} phase; "
+            "the runner that holds it now decides again"
+        )
+
+
+class LeaseLost(DepmirrorError):
+    """Another runner holds the dependency's lease now: stop before the next step (nothing after it ran)."""

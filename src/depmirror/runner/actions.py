@@ -22,6 +22,9 @@ class ActionRequest:
     # playbook picks (it never picks an unhealthy or unknown target either).
     candidates: tuple[str, ...] = ()
     retry_of: str | None = None
+    # Whether this runner still holds the dependency's lease: actions that can stop between steps ask it
+    # right before each one (the fast path before promoting and routing). Never passed to a playbook.
+    fence: Callable[[], bool] | None = field(default=None, compare=False)
 
     def extra_vars(self) -> dict[str, Any]:
         """The playbook / job template inputs (names documented in docs/runner.md)."""

@@ -21,7 +21,7 @@ from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.payload import Notification, PayloadError, parse_notification
 from depmirror.runner.readiness import ReadinessChecks
 from depmirror.runner.roster import Roster, RosterSource
-from depmirror.runner.worker import StoreCaller
+from depmirror.runner.store_caller import StoreCaller
 from depmirror.store.filters import FilterError, build_filter
 from depmirror.store.model import Event, QueuedAlert, utcnow
 

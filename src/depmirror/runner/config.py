@@ -71,6 +71,9 @@ class PolicyConfig:
     on_interrupted: str = "retry"
     on_unknown_health: str = "refuse"
     max_concurrent_actions: int = 4
+    # Several runners on one store: how long a runner's hold on a dependency lasts without renewal, so how
+    # soon another takes over from a runner that died mid-switchover (docs/ha.md).
+    lease_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +473,7 @@ def _policy(policy: _Reader) -> PolicyConfig:
         on_interrupted=policy.choice("on_interrupted", ON_INTERRUPTED, "retry"),
         on_unknown_health=policy.choice("on_unknown_health", ON_UNKNOWN_HEALTH, "refuse"),
         max_concurrent_actions=policy.integer("max_concurrent_actions", 4, 1, 64),
+        lease_s=policy.number("lease_seconds", 5.0, 1.0),
     )
 
 

@@ -34,6 +34,7 @@ class FastPathAction:
             candidates=request.candidates,
             trigger=request.trigger,
             action_id=request.action_id,
+            still_mine=request.fence,
         )
         try:
             event = await asyncio.to_thread(self.fast.switchover, switch, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from depmirror.runner.worker import StoreCaller
+from depmirror.runner.store_caller import StoreCaller
 from depmirror.store.base import StoreError
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from depmirror.fleet.applied import hosts_by_dependency
-from depmirror.runner.worker import StoreCaller
+from depmirror.runner.store_caller import StoreCaller
 
 
 @dataclass(frozen=True, slots=True)

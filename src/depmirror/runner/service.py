@@ -19,7 +19,8 @@ from depmirror.runner.config import RunnerConfig
 from depmirror.runner.fast_action import FastPathAction
 from depmirror.runner.health import HealthChecker, load_health_checker
 from depmirror.runner.metrics import RunnerMetrics
-from depmirror.runner.worker import StoreCaller, Worker
+from depmirror.runner.store_caller import StoreCaller
+from depmirror.runner.worker import Worker
 from depmirror.store.factory import open_store
 
 log = logging.getLogger("depmirror.runner")

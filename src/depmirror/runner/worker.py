@@ -9,9 +9,9 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from depmirror.rollback.flow import host_of
@@ -20,8 +20,9 @@ from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionRe
 from depmirror.runner.config import RunnerConfig
 from depmirror.runner.events import decision_event, health_inputs, trigger
 from depmirror.runner.health import HealthChecker, HealthView
+from depmirror.runner.leases import DependencyLease
 from depmirror.runner.metrics import RunnerMetrics
-from depmirror.store.base import Store
+from depmirror.runner.store_caller import StoreCaller
 from depmirror.store.model import ActionRecord, Event, EventFilter, QueuedAlert, utcnow
 
 log = logging.getLogger("depmirror.runner")
@@ -30,20 +31,6 @@ HEALTH_TIMEOUT_S = 5.0
 # How many recent rollback/failback events the cooldown looks through for one that ran.
 COOLDOWN_LOOKBACK = 50
 DISPATCH_BATCH_S = 0.2
-
-
-class StoreCaller:
-    """Runs blocking store calls on one thread, so the event loop never waits on an fsync."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="depmirror-store")
-
-    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
 
 
 class Worker:
@@ -65,6 +52,7 @@ class Worker:
         self.clock = clock
         self.wake = asyncio.Event()
         self._busy: set[str] = set()
+        self._leases: dict[str, DependencyLease] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.policy.max_concurrent_actions)
 
@@ -94,6 +82,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
+                await self.take_over_abandoned()
                 await self.dispatch()
             except Exception:  # a store hiccup must not kill the worker; the queue keeps the alerts
                 log.exception("dispatch failed; retrying")
@@ -120,7 +109,14 @@ class Worker:
         for dependency, alerts in by_dependency.items():
             if dependency in self._busy:
                 continue  # one action at a time per dependency; the rest waits in the queue
+            lease = await DependencyLease.acquire(
+                self.db, dependency, self.config.runner_id, self.config.policy.lease_s
+            )
+            if lease is None:
+                continue  # another runner handles this dependency now
             self._busy.add(dependency)
+            self._leases[dependency] = lease
+            lease.keep()
             task = asyncio.create_task(self._handle(dependency, alerts))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -132,8 +128,45 @@ class Worker:
             log.exception("handling alerts for %r failed; they stay queued", dependency)
             await asyncio.sleep(1.0)
         finally:
+            lease = self._leases.pop(dependency, None)
+            if lease is not None:
+                await lease.release()
             self._busy.discard(dependency)
             self.wake.set()
+
+    async def take_over_abandoned(self) -> list[Event]:
+        """Actions another runner journaled and whose lease ran out (that runner died or was cut off): close
+        each as interrupted and put its alerts back, under this runner's lease, to be decided again."""
+        taken: list[Event] = []
+        runner_id = self.config.runner_id
+        for record in await self.db(self.store.abandoned_actions, runner_id):
+            if record.dependency in self._busy:
+                continue
+            lease = await DependencyLease.acquire(self.db, record.dependency, runner_id, self.config.policy.lease_s)
+            if lease is None:
+                continue
+            try:
+                note = {record.action_id: {"taken_over_by": runner_id, "lease_token": lease.token}}
+                recovered = await self.db(
+                    partial(self.store.recover_interrupted, only=[record.action_id]),
+                    record.runner_id,
+                    self.clock(),
+                    note,
+                )
+            finally:
+                await lease.release()
+            for _, event in recovered:
+                log.warning(
+                    "took over %s of %s from runner %s (its lease ran out); deciding again",
+                    record.kind,
+                    record.dependency,
+                    record.runner_id,
+                )
+                self._count(event)
+                taken.append(event)
+        if taken:
+            self.wake.set()
+        return taken
 
     async def _handle_dependency(self, alerts: list[QueuedAlert]) -> None:
         ignored: dict[str, list[QueuedAlert]] = {}
@@ -328,7 +361,13 @@ class Worker:
             trigger=request.trigger,
             inputs=health_inputs(view),
         )
+        lease = self._leases.get(request.dependency)
+        if lease is not None:
+            request = replace(request, fence=lease.held)
         async with self._slots:
+            if lease is not None and not await lease.still_held():
+                log.warning("not starting the %s of %s: the lease passed to another runner", kind, request.dependency)
+                return  # the alerts stay queued for the runner that holds the lease
             await self.db(self.store.begin_action, record)
 
             async def started(external_id: str) -> None:
@@ -405,6 +444,17 @@ class Worker:
         view: HealthView | None = None,
     ) -> None:
         kind = record.kind
+        lease = self._leases.get(record.dependency)
+        if lease is not None and not await lease.still_held():
+            # The runner that took the lease over closes this action from the journal and decides again;
+            # recording here too would give the dependency two events for one switchover.
+            log.warning(
+                "%s of %s ended (%s) after the lease passed to another runner; it records nothing",
+                kind,
+                record.dependency,
+                result.outcome,
+            )
+            return
         event = self._event(
             kind,
             alerts,

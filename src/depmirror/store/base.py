@@ -12,7 +12,7 @@ Every backend implements `Store`. The contract a backend must keep (SQLite now, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -128,9 +128,15 @@ class Store(ABC):
 
     @abstractmethod
     def recover_interrupted(
-        self, runner_id: str, now: datetime, notes: Mapping[str, dict[str, Any]] | None = None
+        self,
+        runner_id: str,
+        now: datetime,
+        notes: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        only: Collection[str] | None = None,
     ) -> list[tuple[ActionRecord, Event]]:
-        """Close every action `runner_id` started and never finished (the process died).
+        """Close every action `runner_id` started and never finished (the process died); with `only`, just
+        those action ids (another runner taking over one dependency).
 
         Appends an `interrupted` event per action (with `notes[action_id]` in its details: what the
         orphaned run had done) and puts its alerts back in the queue with `retry_of` set, so the runner
@@ -156,6 +162,28 @@ class Store(ABC):
     @abstractmethod
     def prune_queue(self, before: datetime) -> int:
         """Forget decided alerts received before `before` (history events stay forever)."""
+
+    # --- leases: one runner acts on a dependency at a time (several runners share one store) --------
+    @abstractmethod
+    def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:
+        """Take, or renew, the lease on `dependency` for `holder`, running `ttl_s` seconds from now.
+
+        Returns the fencing token: it grows each time the lease passes to a new holder (or to the same
+        holder after its lease ran out) and stays the same on a renewal, so an action can check right
+        before each step that nobody took over. None while another holder's lease runs."""
+
+    @abstractmethod
+    def lease_holds(self, dependency: str, holder: str, token: int) -> bool:
+        """Whether `holder` still holds the lease it got as `token`: not run out, nobody took over."""
+
+    @abstractmethod
+    def release_lease(self, dependency: str, holder: str, token: int) -> None:
+        """End the lease now (a later holder gets a new token); nothing if it is no longer this one."""
+
+    @abstractmethod
+    def abandoned_actions(self, holder: str) -> list[ActionRecord]:
+        """Unfinished actions of runners other than `holder` whose dependency's lease has run out: their
+        runner died or was cut off. `recover_interrupted(runner, only=[action_id])` takes one over."""
 
     # --- lifecycle --------------------------------------------------------------------------------
     @abstractmethod

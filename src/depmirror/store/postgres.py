@@ -7,7 +7,7 @@ server's default synchronous_commit=on, when it returns). The schema is versione
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,7 @@ _PENDING = (
     " q.group_key, q.received_ts, q.not_before_ts, r.ids, r.retry_of, r.attempts"
     " FROM ranked r JOIN alert_queue q ON q.id = r.id WHERE r.rank <= %s ORDER BY q.id"
 )
+_PREFIXED_ACTION_COLUMNS = ", ".join(f"a.{column.strip()}" for column in rows.ACTION_COLUMNS.split(","))
 _OPEN_ACTIONS = (
     f"SELECT {rows.ACTION_COLUMNS} FROM actions WHERE runner_id = %s AND finished_ts IS NULL"
     " ORDER BY started_ts, action_id"
@@ -225,7 +226,12 @@ class PostgresStore(Store):
         return [rows.action_from_row(row) for row in self._read(_OPEN_ACTIONS, (rows.text(runner_id),))]
 
     def recover_interrupted(
-        self, runner_id: str, now: datetime, notes: Mapping[str, dict[str, Any]] | None = None
+        self,
+        runner_id: str,
+        now: datetime,
+        notes: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        only: Collection[str] | None = None,
     ) -> list[tuple[ActionRecord, Event]]:
         notes = notes or {}
         rows.aware(now)
@@ -235,6 +241,8 @@ class PostgresStore(Store):
             # FOR UPDATE: two processes recovering one runner at once close each action once.
             found = cursor.execute(_OPEN_ACTIONS + " FOR UPDATE", (rows.text(runner_id),)).fetchall()
             for record in map(rows.action_from_row, found):
+                if only is not None and record.action_id not in only:
+                    continue
                 event = _insert_event(cursor, _interrupted(record, runner_id, now, notes))
                 cursor.execute("UPDATE actions SET finished_ts = %s WHERE action_id = %s", (now, record.action_id))
                 cursor.execute(
@@ -285,6 +293,49 @@ class PostgresStore(Store):
                 ).rowcount
             )
         )
+
+    # --- leases (the server's clock: every runner agrees on when a lease runs out) ------------------
+    def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:
+        def work(cursor: Cursor) -> int | None:
+            row = cursor.execute(
+                "INSERT INTO leases (dependency, holder, token, expires_ts)"
+                " VALUES (%(dependency)s, %(holder)s, 1, clock_timestamp() + %(ttl)s * interval '1 second')"
+                " ON CONFLICT (dependency) DO UPDATE SET"
+                " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= clock_timestamp()"
+                " THEN leases.token ELSE leases.token + 1 END,"
+                " holder = excluded.holder, expires_ts = excluded.expires_ts"
+                " WHERE leases.expires_ts < clock_timestamp() OR leases.holder = excluded.holder"
+                " RETURNING token",
+                {"dependency": rows.text(dependency), "holder": rows.text(holder), "ttl": ttl_s},
+            ).fetchone()
+            return None if row is None else int(row["token"])
+
+        return self._write(work)
+
+    def lease_holds(self, dependency: str, holder: str, token: int) -> bool:
+        found = self._read(
+            "SELECT 1 AS held FROM leases WHERE dependency = %s AND holder = %s AND token = %s"
+            " AND expires_ts >= clock_timestamp()",
+            (rows.text(dependency), rows.text(holder), token),
+        )
+        return bool(found)
+
+    def release_lease(self, dependency: str, holder: str, token: int) -> None:
+        self._write(
+            lambda cursor: cursor.execute(
+                "UPDATE leases SET expires_ts = '-infinity' WHERE dependency = %s AND holder = %s AND token = %s",
+                (rows.text(dependency), rows.text(holder), token),
+            )
+        )
+
+    def abandoned_actions(self, holder: str) -> list[ActionRecord]:
+        found = self._read(
+            f"SELECT {_PREFIXED_ACTION_COLUMNS} FROM actions a LEFT JOIN leases l ON l.dependency = a.dependency"
+            " WHERE a.finished_ts IS NULL AND a.runner_id != %s"
+            " AND (l.expires_ts IS NULL OR l.expires_ts < clock_timestamp()) ORDER BY a.started_ts, a.action_id",
+            (rows.text(holder),),
+        )
+        return [rows.action_from_row(row) for row in found]
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def check(self) -> None:

@@ -6,7 +6,7 @@ Kept apart from postgres_migrate so that opening a current store never imports A
 from __future__ import annotations
 
 # The newest Alembic revision; tests/unit/store/test_store_postgres.py checks it against migrations/.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 # Alembic's version table, named for depmirror so that it cannot meet another tool's in a shared database.
 VERSION_TABLE = "depmirror_schema_version"
 # pg_advisory_xact_lock keys ('dmschema', 'dmevents' as signed 64-bit integers): schema upgrades, and

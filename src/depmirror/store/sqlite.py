@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -400,7 +401,12 @@ class SQLiteStore(Store):
         return [_action_from_row(row) for row in rows]
 
     def recover_interrupted(
-        self, runner_id: str, now: datetime, notes: Mapping[str, dict[str, Any]] | None = None
+        self,
+        runner_id: str,
+        now: datetime,
+        notes: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        only: Collection[str] | None = None,
     ) -> list[tuple[ActionRecord, Event]]:
         recovered: list[tuple[ActionRecord, Event]] = []
         notes = notes or {}
@@ -411,6 +417,8 @@ class SQLiteStore(Store):
             ).fetchall()
             for row in rows:
                 record = _action_from_row(row)
+                if only is not None and record.action_id not in only:
+                    continue
                 event = self._insert_event(
                     db,
                     Event(
@@ -481,6 +489,47 @@ class SQLiteStore(Store):
         with self._write() as db:
             cursor = db.execute("DELETE FROM alert_queue WHERE state = 'done' AND received_ts < ?", (_ts(before),))
             return cursor.rowcount
+
+    # --- leases -----------------------------------------------------------------------------------
+    def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO leases (dependency, holder, token, expires_ts) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (dependency) DO UPDATE SET"
+                " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= ?"
+                " THEN leases.token ELSE leases.token + 1 END,"
+                " holder = excluded.holder, expires_ts = excluded.expires_ts"
+                " WHERE leases.expires_ts < ? OR leases.holder = excluded.holder"
+                " RETURNING token",
+                (dependency, holder, now + ttl_s, now, now),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def lease_holds(self, dependency: str, holder: str, token: int) -> bool:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT 1 FROM leases WHERE dependency = ? AND holder = ? AND token = ? AND expires_ts >= ?",
+                (dependency, holder, token, time.time()),
+            ).fetchone()
+        return row is not None
+
+    def release_lease(self, dependency: str, holder: str, token: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE leases SET expires_ts = 0 WHERE dependency = ? AND holder = ? AND token = ?",
+                (dependency, holder, token),
+            )
+
+    def abandoned_actions(self, holder: str) -> list[ActionRecord]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.* FROM actions a LEFT JOIN leases l ON l.dependency = a.dependency"
+                " WHERE a.finished_ts IS NULL AND a.runner_id != ? AND (l.expires_ts IS NULL OR l.expires_ts < ?)"
+                " ORDER BY a.started_ts",
+                (holder, time.time()),
+            ).fetchall()
+        return [_action_from_row(row) for row in rows]
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def check(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+# 2: the leases table (several runners on one store). Every statement is IF NOT EXISTS, so opening an
+# older file brings it up to date.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -82,4 +84,12 @@ CREATE TABLE IF NOT EXISTS actions (
     inputs TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_open ON actions (runner_id, finished_ts);
+
+-- One runner acts on a dependency at a time; the token fences a runner that lost its lease.
+CREATE TABLE IF NOT EXISTS leases (
+    dependency TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_ts REAL NOT NULL
+);
 """

@@ -19,7 +19,8 @@ from depmirror.runner.app import build_app
 from depmirror.runner.config import RunnerConfig, load_config
 from depmirror.runner.health import UnknownHealthChecker
 from depmirror.runner.metrics import RunnerMetrics
-from depmirror.runner.worker import StoreCaller, Worker
+from depmirror.runner.store_caller import StoreCaller
+from depmirror.runner.worker import Worker
 from depmirror.store import open_store
 
 # The instances the runner's alerts may name: payments on three hosts, cache on two.
