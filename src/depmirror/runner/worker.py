@@ -218,7 +218,7 @@ class Worker:
                 self._event("refused", alerts, action="rollback", decision="refuse", reason=verdict.reason, view=view),
             )
             return
-        await self._act("rollback", alerts, view, verdict.candidates, verdict.reason, retry_of)
+        await self._act("rollback", alerts, view, candidates=verdict.candidates, why=verdict.reason, retry_of=retry_of)
 
     async def _resume(self, alerts: list[QueuedAlert], retry_of: str) -> bool:
         """An interrupted action: follow it if it can be followed, hold it if policy says so."""
@@ -314,7 +314,7 @@ class Worker:
                 self._event("refused", alerts, action="failback", decision="refuse", reason=verdict.reason, view=view),
             )
             return
-        await self._act("failback", alerts, view, (), "the instance recovered and the hold time passed", None)
+        await self._act("failback", alerts, view, why="the instance recovered and the hold time passed")
 
     # --- acting ------------------------------------------------------------------------------------
     async def _act(
@@ -322,9 +322,10 @@ class Worker:
         kind: ActionKind,
         alerts: list[QueuedAlert],
         view: HealthView,
-        candidates: tuple[str, ...],
+        *,
         why: str,
-        retry_of: str | None,
+        candidates: tuple[str, ...] = (),
+        retry_of: str | None = None,
     ) -> None:
         newest = alerts[-1]
         request = ActionRequest(
