@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "depmirror.cli.health",
     "depmirror.cli.history",
     "depmirror.cli.serve",
+    "depmirror.cli.store",
 )
 
 

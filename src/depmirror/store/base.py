@@ -31,6 +31,16 @@ IgnoredEvent = Callable[[Sequence[QueuedAlert], str], Event]
 # Enough identities of one dependency for a decision (its instances times its alert rules), few enough
 # that one dependency's storm never fills a read.
 PENDING_PER_DEPENDENCY = 100
+# Row counts `stats` reports, the same queries on both backends.
+STATS_QUERIES = (
+    ("events", "SELECT count(*) FROM events"),
+    ("primaries", "SELECT count(*) FROM primaries"),
+    ("applied_plans", "SELECT count(*) FROM applied_plan"),
+    ("rf_changes", "SELECT count(*) FROM rf_decisions"),
+    ("alerts_waiting", "SELECT count(*) FROM alert_queue WHERE state != 'done'"),
+    ("alerts_decided", "SELECT count(*) FROM alert_queue WHERE state = 'done'"),
+    ("open_actions", "SELECT count(*) FROM actions WHERE finished_ts IS NULL"),
+)
 
 
 class StoreError(DepmirrorError):
@@ -184,6 +194,11 @@ class Store(ABC):
     def abandoned_actions(self, holder: str) -> list[ActionRecord]:
         """Unfinished actions of runners other than `holder` whose dependency's lease has run out: their
         runner died or was cut off. `recover_interrupted(runner, only=[action_id])` takes one over."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """What `depmirror store check` reports: backend, schema version and row counts (events, primaries,
+        applied plan, RF changes, alerts waiting, alerts decided, open actions, leases in force)."""
 
     # --- lifecycle --------------------------------------------------------------------------------
     @abstractmethod

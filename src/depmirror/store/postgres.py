@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from depmirror.store import postgres_rows as rows
-from depmirror.store.base import PENDING_PER_DEPENDENCY, IgnoredEvent, Store
+from depmirror.store.base import PENDING_PER_DEPENDENCY, STATS_QUERIES, IgnoredEvent, Store
 from depmirror.store.model import (
     EVENT_KINDS,
     ActionRecord,
@@ -24,7 +24,7 @@ from depmirror.store.model import (
     RfChange,
 )
 from depmirror.store.postgres_connection import Connections, Cursor
-from depmirror.store.postgres_schema import EVENTS_LOCK_KEY
+from depmirror.store.postgres_schema import EVENTS_LOCK_KEY, VERSION_TABLE
 from depmirror.store.postgres_url import parse
 
 # As SQLite's busy timeout: how long a write waits for another session's lock (lock_timeout).
@@ -336,6 +336,21 @@ class PostgresStore(Store):
             (rows.text(holder),),
         )
         return [rows.action_from_row(row) for row in found]
+
+    def stats(self) -> dict[str, Any]:
+        counts = {
+            name: int(self._read(f"{sql.replace('count(*)', 'count(*) AS n', 1)}")[0]["n"])
+            for name, sql in STATS_QUERIES
+        }
+        held = self._read("SELECT count(*) AS n FROM leases WHERE expires_ts >= clock_timestamp()")
+        version = self._read(f"SELECT version_num FROM {VERSION_TABLE}")
+        return {
+            "backend": "postgresql",
+            "url": self.url,
+            "schema": str(version[0]["version_num"]) if version else "none",
+            **counts,
+            "leases_held": int(held[0]["n"]),
+        }
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def check(self) -> None:

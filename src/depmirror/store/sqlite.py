@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depmirror.store.base import PENDING_PER_DEPENDENCY, IgnoredEvent, Store, StoreError
+from depmirror.store.base import PENDING_PER_DEPENDENCY, STATS_QUERIES, IgnoredEvent, Store, StoreError
 from depmirror.store.model import (
     EVENT_KINDS,
     ActionRecord,
@@ -530,6 +530,15 @@ class SQLiteStore(Store):
                 (holder, time.time()),
             ).fetchall()
         return [_action_from_row(row) for row in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with self._read() as db:
+            counts = {name: int(db.execute(sql).fetchone()[0]) for name, sql in STATS_QUERIES}
+            counts["leases_held"] = int(
+                db.execute("SELECT count(*) FROM leases WHERE expires_ts >= ?", (time.time(),)).fetchone()[0]
+            )
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        return {"backend": "sqlite", "url": self.url, "schema": str(version), **counts}
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def check(self) -> None:
