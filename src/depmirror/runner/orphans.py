@@ -46,6 +46,20 @@ def end_orphan(data_dir: Path, handle: str | None) -> dict[str, Any]:
     return note
 
 
+def end_strays(work_dir: Path, known: set[str]) -> dict[str, dict[str, Any]]:
+    """End every playbook still running from `work_dir` whose action is not in `known`: its journal entry
+    was closed by another runner that took the action over, but the process runs on this host. Called at
+    start, when every playbook of this work_dir is an orphan."""
+    ended: dict[str, dict[str, Any]] = {}
+    if not work_dir.is_dir():
+        return ended
+    for data_dir in sorted(p for p in work_dir.iterdir() if p.is_dir() and p.name not in known):
+        pid = _read_pid(data_dir)
+        if pid is not None and _is_ours(pid, None, data_dir):
+            ended[data_dir.name] = end_orphan(data_dir, None)
+    return ended
+
+
 def progress(data_dir: Path) -> list[str]:
     """The task headers and host results ansible-playbook logged, oldest first (the last few dozen)."""
     try:

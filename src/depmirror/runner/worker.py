@@ -67,6 +67,9 @@ class Worker:
                 notes[record.action_id] = {
                     "orphan": await asyncio.to_thread(orphans.end_orphan, data_dir, record.external_id)
                 }
+            strays = await asyncio.to_thread(orphans.end_strays, self.config.action.work_dir, set(notes))
+            for action_id, note in strays.items():
+                log.warning("ended playbook %s of an action another runner took over: %s", action_id, note)
         recovered = await self.db(self.store.recover_interrupted, self.config.runner_id, self.clock(), notes)
         for record, event in recovered:
             log.warning(
