@@ -32,30 +32,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.set_defaults(func=_run_explain)
 
     graph = subparsers.add_parser("graph", help="draw the dependency graph, nodes coloured by weight")
-    graph.add_argument(
-        "--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})"
-    )
+    graph.add_argument("--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})")
     graph.add_argument("--format", choices=("dot", "svg"), default="dot")
     graph.add_argument("--output", "-o", metavar="FILE", help="write here instead of standard output")
     graph.set_defaults(func=_run_graph)
 
 
 def _planner_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})"
-    )
+    parser.add_argument("--graph", default=DEFAULT_GRAPH, metavar="FILE", help=f"graph file (default {DEFAULT_GRAPH})")
     parser.add_argument("--state", metavar="FILE.json", help="what runs now and earlier RF decisions (JSON)")
-    parser.add_argument(
-        "--health", metavar="FILE.json", help="health scores per instance, VM and zone (JSON)"
-    )
+    parser.add_argument("--health", metavar="FILE.json", help="health scores per instance, VM and zone (JSON)")
     parser.add_argument(
         "--store",
         metavar="URL",
         help="read what runs now from the state store (SQLite path or sqlite: URL) instead of --state",
     )
-    parser.add_argument(
-        "--prometheus", metavar="URL", help="read health from this Prometheus instead of --health"
-    )
+    parser.add_argument("--prometheus", metavar="URL", help="read health from this Prometheus instead of --health")
     parser.add_argument("--now", type=float, metavar="EPOCH", help="evaluation time (default: the clock)")
 
 
@@ -98,15 +90,10 @@ def render_table(plan: Plan) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = [
-        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1] for row in rows
-    ]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1] for row in rows]
     summary = plan.to_dict()["summary"] if plan.dependencies else {}
     notes = [
-        f"note: {d.name}: {cut}"
-        for d in plan.dependencies
-        for cut in (d.rf.budget_cut, d.rf.placement_cut)
-        if cut
+        f"note: {d.name}: {cut}" for d in plan.dependencies for cut in (d.rf.budget_cut, d.rf.placement_cut) if cut
     ]
     notes += [f"warning: {w}" for w in plan.warnings]
     notes += [f"removed: {a.action} {a.dependency}@{a.host}: {a.reason}" for a in plan.removed]
@@ -140,8 +127,7 @@ def render_explanation(plan: Plan, dep: DependencyPlan) -> str:
         f"weight {w.value:.3f} = {c.tier} * tier {w.tier:.3f} + {c.frequency} * frequency {w.frequency:.3f}"
         f" + {c.impact} * impact {w.impact:.3f}",
         f"  frequency: {w.rate:g} req/s, log-scaled against {c.reference_rate:g} req/s",
-        f"  impact: {w.consumers} direct consumer(s){via}"
-        + ("; member of a dependency cycle" if w.in_cycle else ""),
+        f"  impact: {w.consumers} direct consumer(s){via}" + ("; member of a dependency cycle" if w.in_cycle else ""),
         f"replication factor {dep.replication_factor} (min {rf.min_rf}, max {rf.max_rf})",
         f"  raw = {policy.replication.rf_scale:g} * weight {w.value:.3f} * (1 + system health impact "
         f"{rf.system_health_impact:.3f}) = {rf.raw:.3f}  [{rf.system_health_note}]",
@@ -149,9 +135,13 @@ def render_explanation(plan: Plan, dep: DependencyPlan) -> str:
     ]
     lines += [f"  cut: {cut}" for cut in (rf.budget_cut, rf.placement_cut) if cut]
     lines.append(f"mode {dep.mode}: {dep.mode_reason}")
+    if plan.zones.active:  # a zone is unhealthy or shifted, or of unknown health beside healthy ones
+        lines.append("zones:")
+        lines += [f"  {v.rule}: {v.effect}" for _, v in sorted(plan.zones.verdicts.items())]
     lines.append("placement:")
     lines += [f"  {i.role} on {i.host} ({i.zone}, {i.address}:{i.port}): {i.reason}" for i in dep.instances]
     lines += [f"  {a.action} {a.host}: {a.reason}" for a in dep.actions if a.action == "decommission"]
+    lines += [f"  zone rule: {note}" for note in dep.notes if note != rf.placement_cut]
     return "\n".join(lines) + "\n"
 
 

@@ -7,8 +7,12 @@ Order of work (all deterministic for the same inputs):
 2. If more instances run than the RF wants, the extras go: never the primary, first from the zone
    holding most instances of the dependency, least healthy first.
 3. Missing instances are placed, every dependency up to its min RF first (most critical first), then
-   up to its RF: zone with the fewest instances of the dependency first, healthy zones before
-   unhealthy ones, then the VM with the most free capacity that does not run the dependency already.
+   up to its RF: zones of known good health before zones of unknown health, then the zone with the fewest
+   instances of the dependency, then the VM with the most free capacity that does not run it already.
+Zone rules (`zones.py`): a zone that is unhealthy or under a zonal shift gets no new instance; the
+instances in it stay but do not count towards RF, and its primaries move to another zone (for a stateful
+kind only to a replica that already runs: a new instance would start empty). A minimum RF that only such a
+zone could hold is refused with a plan warning, never placed there.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from depmirror.errors import ConfigError
 from depmirror.graph.model import Graph, Mode, Role
 from depmirror.planner.state import HealthSnapshot, InstanceRecord
+from depmirror.planner.zones import ZoneRules, ZoneVerdict, judge_zones
 
 
 @dataclass(slots=True)
@@ -28,6 +33,7 @@ class PlacementRequest:
     rf: int
     min_rf: int
     mode: Mode
+    stateful: bool = False  # its primary moves only to a replica that already runs (never an empty one)
 
 
 @dataclass(slots=True)
@@ -42,6 +48,7 @@ class Slot:
     reason: str
     previous_role: Role | None = None
     counts: bool = True  # False: kept only because it is the primary (or last serving), not towards RF
+    parked: bool = False  # in a zone that is unhealthy or shifted: kept, not counted, not the primary
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,8 @@ class DependencyPlacement:
     slots: list[Slot] = field(default_factory=list)
     decommissions: list[Decommission] = field(default_factory=list)
     cut: str | None = None
+    refused: str | None = None  # min RF that only an excluded zone could hold: refused, not placed there
+    warnings: list[str] = field(default_factory=list)
 
 
 class PlacementError(ConfigError):
@@ -69,13 +78,14 @@ def place(
     requests: Sequence[PlacementRequest],
     existing: Mapping[str, list[InstanceRecord]],
     health: HealthSnapshot,
+    zones: ZoneRules | None = None,
 ) -> dict[str, DependencyPlacement]:
-    pool = _Pool(graph, health)
+    """Place every request; `zones` default: the verdicts of `health`'s zone scores, with no zonal shift."""
+    zones = judge_zones(graph, health) if zones is None else zones
+    pool = _Pool(graph, health, zones)
     threshold = graph.policy.health.unhealthy
     results = {r.name: DependencyPlacement() for r in requests}
-    candidates = {
-        r.name: _examine(graph, health, threshold, r.name, existing.get(r.name, [])) for r in requests
-    }
+    candidates = {r.name: _examine(graph, health, threshold, r.name, existing.get(r.name, [])) for r in requests}
     _claim_capacity(pool, requests, candidates, results)
     for request in requests:
         _trim(pool, request, results[request.name])
@@ -83,7 +93,7 @@ def place(
         for request in requests:
             _provision(pool, request, stage, graph.source, requests, results)
     for request in requests:
-        _assign_roles(request, results[request.name])
+        _assign_roles(request, results[request.name], zones)
     return results
 
 
@@ -148,28 +158,43 @@ def _claim_capacity(
 def _settle(pool: _Pool, name: str, cand: _Candidate, result: DependencyPlacement) -> None:
     record = cand.record
     zone = pool.zone_of(record.host) or record.zone
+    excluded = pool.zones.exclusion(zone)
+    if excluded is not None and (cand.primary or pool.zone_of(record.host) is not None):
+        _park(pool, name, cand, zone, excluded, result)
+        return
     problem = cand.problem
     if problem is None and not pool.take(record.host, name):
         problem = f"VM {record.host} is full (capacity {pool.capacity(record.host)})"
     if cand.primary:
         pool.note_primary(record.host)
     if problem is None:
-        result.slots.append(
-            Slot(record.host, zone, record.role, True, cand.health, "already runs here", record.role)
-        )
+        result.slots.append(Slot(record.host, zone, record.role, True, cand.health, "already runs here", record.role))
         return
     if cand.primary:
         pool.force_take(record.host, name)
-        reason = (
-            f"primary kept although {problem}: never decommissioned; failover must promote a mirror first"
-        )
-        result.slots.append(
-            Slot(record.host, zone, "primary", True, cand.health, reason, "primary", counts=False)
-        )
+        reason = f"primary kept although {problem}: never decommissioned; failover must promote a mirror first"
+        result.slots.append(Slot(record.host, zone, "primary", True, cand.health, reason, "primary", counts=False))
         return
     full = problem.startswith(f"VM {record.host} is full")
     result.decommissions.append(
         Decommission(record.host, zone, record.role, problem + ("; moved elsewhere" if full else ""), full)
+    )
+
+
+def _park(
+    pool: _Pool, name: str, cand: _Candidate, zone: str | None, excluded: ZoneVerdict, result: DependencyPlacement
+) -> None:
+    """Keep an instance of an excluded zone without counting it: it may serve again when the zone does."""
+    record = cand.record
+    if not pool.take(record.host, name):
+        pool.force_take(record.host, name)
+    if cand.primary:
+        pool.note_primary(record.host)
+    reason = f"kept, not counted towards RF: {excluded.rule}"
+    if cand.problem is not None:
+        reason += f"; also {cand.problem}"
+    result.slots.append(
+        Slot(record.host, zone, record.role, True, cand.health, reason, record.role, counts=False, parked=True)
     )
 
 
@@ -225,6 +250,8 @@ def _provision(
     results: dict[str, DependencyPlacement],
 ) -> None:
     result = results[request.name]
+    if result.refused is not None:
+        return  # its min RF was refused: the RF stage cannot place more
     goal = request.min_rf if stage == "min" else request.rf
     counting = sum(1 for s in result.slots if s.counts)
     leaving = {d.host for d in result.decommissions} if counting < goal else set()
@@ -282,6 +309,15 @@ def _report_shortage(
         f"(pool: {pool.vm_count} VMs, {pool.free_total()} free slots; constraints: "
         "one instance per VM, VM capacity, unhealthy VMs excluded)"
     )
+    if stage == "min" and (blocked := pool.excluded_room(result.slots)):
+        # Only a zone that is unhealthy or shifted could hold it: refuse the minimum, keep the plan.
+        rules = " and ".join(v.rule for v in blocked)
+        result.refused = (
+            f"minimum RF {goal} refused: only {have} instance(s) fit outside excluded zones, and {rules}: "
+            "no new instance is placed there"
+        )
+        result.warnings.append(result.refused)
+        return
     if stage == "min":
         raise PlacementError(
             source,
@@ -292,28 +328,82 @@ def _report_shortage(
     result.cut = f"placement: RF {request.rf} wanted, {have} placed: {constraint}"
 
 
-def _assign_roles(request: PlacementRequest, result: DependencyPlacement) -> None:
+def _assign_roles(request: PlacementRequest, result: DependencyPlacement, zones: ZoneRules) -> None:
     other: Role = "mirror" if request.mode == "active-active" else "standby"
     primary = next((s for s in result.slots if s.previous_role == "primary"), None)
-    if primary is None and result.slots:
-        # Prefer a running, healthy instance: promoting it needs no data copy.
+    if primary is not None and primary.parked:
+        primary = _move_primary(request, result, zones, primary)
+    elif primary is None and result.slots:
+        # Prefer a running, healthy instance: promoting it needs no data copy; then a zone that may hold
+        # primaries, of known good health. A stateful kind takes any running instance before a new one.
         # min() keeps the first of equals: the first instance placed, in the zone with fewest primaries.
-        primary = min(result.slots, key=lambda s: (not s.existing, _health_rank(s.health)))
+        def rank(s: Slot) -> tuple[bool, bool, int, float]:
+            fresh = not s.existing
+            if request.stateful:
+                return (fresh, s.parked, zones.tier(s.zone), _health_rank(s.health))
+            return (s.parked, fresh, zones.tier(s.zone), _health_rank(s.health))
+
+        primary = min(result.slots, key=rank)
         primary.reason += "; no primary recorded: becomes the primary"
+        if primary.parked:
+            _primary_held(request, result, zones, primary)
     for slot in result.slots:
         slot.role = "primary" if slot is primary else other
     result.slots.sort(key=lambda s: (s.role != "primary", s.zone or "", s.host))
 
 
+def _move_primary(request: PlacementRequest, result: DependencyPlacement, zones: ZoneRules, old: Slot) -> Slot:
+    """The primary's zone is excluded: the best instance outside excluded zones takes over.
+
+    A stateful kind's primary moves only to a replica that already runs (promoting it keeps the data); a new
+    instance would start empty, so without such a replica the primary stays and the plan warns.
+    """
+    movable = [s for s in result.slots if not s.parked and (s.existing or not request.stateful)]
+    if not movable:
+        _primary_held(request, result, zones, old)
+        return old
+    found = zones.exclusion(old.zone)
+    rule = found.rule if found is not None else f"{old.zone} is excluded"
+    new = min(movable, key=lambda s: (not s.existing, zones.tier(s.zone), _health_rank(s.health)))
+    if request.stateful:
+        new.reason += (
+            f"; promoted to primary in place of {old.host} (a replica that already runs, not an empty one): {rule}"
+        )
+    else:
+        new.reason += f"; becomes the primary in place of {old.host}: {rule}"
+    old.reason += f"; the primary moves to {new.host} ({new.zone})"
+    return new
+
+
+def _primary_held(request: PlacementRequest, result: DependencyPlacement, zones: ZoneRules, slot: Slot) -> None:
+    """The primary stays in an excluded zone because nothing outside can take over: say why, and warn."""
+    found = zones.exclusion(slot.zone)
+    rule = found.rule if found is not None else f"{slot.zone} is excluded"
+    if request.stateful and any(not s.parked for s in result.slots):
+        why = "it is stateful and no replica runs outside excluded zones to promote (a new instance would start empty)"
+    else:
+        why = "no instance outside excluded zones can take over"
+    slot.reason += f"; stays the primary: {why}"
+    result.warnings.append(f"primary stays on {slot.host}: {rule}, but {why}")
+
+
 class _Pool:
     """Free capacity per VM, with a max-heap of VMs per zone for O(log n) picks."""
 
-    def __init__(self, graph: Graph, health: HealthSnapshot) -> None:
+    def __init__(self, graph: Graph, health: HealthSnapshot, zones: ZoneRules) -> None:
         threshold = graph.policy.health.unhealthy
         self._vms = graph.vms
         self._free = {host: vm.capacity for host, vm in graph.vms.items()}
         self._zones = sorted(graph.zones)
-        self._zone_bad = {z: (s := health.zones.get(z)) is not None and s < threshold for z in self._zones}
+        self.zones = zones
+        # Zones that may take a new instance, in tiers (known healthy before unknown); excluded ones take none.
+        self._open = [z for z in self._zones if zones.exclusion(z) is None]
+        self._tier = {z: zones.tier(z) for z in self._open}
+        self._restricted = zones.active
+        self._some_healthy = zones.some_healthy
+        self._zone_note = "".join(f"; {v.rule}: no new instance there" for v in zones.excluded) + "".join(
+            f"; {v.rule}: new instances go to healthy zones first" for v in zones.avoided
+        )
         self._excluded = {h for h, s in health.vms.items() if s is not None and s < threshold}
         self._heaps: dict[str, list[tuple[int, str]]] = {z: [] for z in self._zones}
         self._zone_free = dict.fromkeys(self._zones, 0)
@@ -336,6 +426,15 @@ class _Pool:
         zone = self.zone_of(host)
         if zone is not None:
             self._primaries[zone] += 1
+
+    def excluded_room(self, slots: list[Slot]) -> list[ZoneVerdict]:
+        """Excluded zones with a VM that does not run the dependency: where a refused instance could go."""
+        used = {s.host for s in slots}
+        return [
+            v
+            for v in self.zones.excluded
+            if any(vm.zone == v.zone and host not in used for host, vm in self._vms.items())
+        ]
 
     def usable(self, host: str) -> bool:
         return host in self._free and host not in self._excluded
@@ -378,15 +477,15 @@ class _Pool:
     def pick(self, slots: list[Slot], avoid: set[str]) -> tuple[str, str, str] | None:
         """Best VM for one more instance; `avoid`: VMs whose instance of it is being decommissioned."""
         used_hosts = {s.host for s in slots} | avoid
-        per_zone = dict.fromkeys(self._zones, 0)
+        per_zone = dict.fromkeys(self._open, 0)
         for slot in slots:
-            if slot.zone in per_zone:  # a kept instance may sit in a zone that left the graph
+            if slot.zone in per_zone:  # a kept instance may sit in a zone that left the graph or is excluded
                 per_zone[slot.zone] += 1
         # Ties go to the zone with fewest primaries (the first instance becomes the primary) and then
         # the most free capacity, so that writes and load spread over zones too.
-        first = not slots
+        first = not slots or all(s.parked for s in slots)
         ranked = sorted(
-            (count, self._zone_bad[z], self._primaries[z] if first else 0, -self._zone_free[z], z)
+            (self._tier[z], count, self._primaries[z] if first else 0, -self._zone_free[z], z)
             for z, count in per_zone.items()
         )
         for *_, zone in ranked:
@@ -396,20 +495,24 @@ class _Pool:
                     self._primaries[zone] += 1
                 free = self._free[host]
                 self._set_free(host, free - 1)
-                why = (
-                    "fewest instances of it"
-                    if not self._zone_bad[zone]
-                    else "fewest instances (zone unhealthy)"
-                )
                 return (
                     host,
                     zone,
                     (
-                        f"new: {zone} holds {per_zone[zone]} instance(s), {why}; {host} has most free "
-                        f"capacity there ({free} slot(s))"
+                        f"new: {zone} holds {per_zone[zone]} instance(s), {self._why(zone)}; {host} has most "
+                        f"free capacity there ({free} slot(s)){self._zone_note}"
                     ),
                 )
         return None
+
+    def _why(self, zone: str) -> str:
+        if not self._restricted:
+            return "fewest instances of it"
+        if self._tier[zone] == 0:
+            return "fewest instances of it among healthy zones"
+        if self._some_healthy:
+            return "fewest instances of it among zones of unknown health: no healthy zone has a free VM for it"
+        return "fewest instances of it among zones that are not excluded"
 
     def _best_in_zone(self, zone: str, used_hosts: set[str]) -> str | None:
         heap = self._heaps[zone]

@@ -12,7 +12,7 @@ the same. The graph model and the state stay frozen.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from depmirror.gc_pause import paused_gc
@@ -28,6 +28,7 @@ from depmirror.planner.replication import (
 )
 from depmirror.planner.state import HealthSnapshot, InstanceRecord, State
 from depmirror.planner.weights import Weight, compute_weights
+from depmirror.planner.zones import ZoneRules, judge_zones
 
 PLAN_VERSION = 1
 
@@ -115,6 +116,7 @@ class DependencyPlan:
     mode_reason: str
     instances: tuple[InstancePlan, ...]
     actions: tuple[Action, ...]
+    notes: tuple[str, ...] = ()  # zone rules that refused or held something back (also in Plan.warnings)
 
     @property
     def name(self) -> str:
@@ -162,6 +164,7 @@ class Plan:
     budget: Mapping[str, Any]
     warnings: tuple[str, ...]
     next_state: State
+    zones: ZoneRules = field(default_factory=ZoneRules)
 
     def dependency(self, name: str) -> DependencyPlan:
         for item in self.dependencies:
@@ -219,11 +222,13 @@ def compute_plan(
     """Plan the fleet. Without `health` every score is unknown (assumed serving, never acted on).
 
     Without `now`, time is taken to be the latest timestamp in `state` (0 if none): no time has passed,
-    so no stabilisation window ends; pass the clock explicitly to let RF come down.
+    so no stabilisation window ends; pass the clock explicitly to let RF come down. Zones that are unhealthy
+    or under a zonal shift (`state.zonal_shifts`, expiry after `now`) follow the rules of `zones.py`.
     """
     state = state or State()
     health = health or HealthSnapshot()
     now = _default_now(state) if now is None else now
+    zones = judge_zones(graph, health, state.zonal_shifts, now)
     report = compute_weights(graph)
     weights = report.weights
 
@@ -246,17 +251,20 @@ def compute_plan(
         ],
         graph.policy.cost_budget,
     )
-    modes = {
-        name: decide_mode(dep, weights[name].value, graph.policy.mode)
-        for name, dep in graph.dependencies.items()
-    }
+    modes = {name: decide_mode(dep, weights[name].value, graph.policy.mode) for name, dep in graph.dependencies.items()}
     priority = sorted(graph.dependencies, key=lambda n: (-weights[n].value, n))
     requests = [
-        PlacementRequest(n, budget.granted[n], graph.dependencies[n].replication.min_rf, modes[n][0])
+        PlacementRequest(
+            n,
+            budget.granted[n],
+            graph.dependencies[n].replication.min_rf,
+            modes[n][0],
+            graph.dependencies[n].stateful,
+        )
         for n in priority
     ]
     existing = state.instances_by_dependency()
-    placements = place(graph, requests, existing, health)
+    placements = place(graph, requests, existing, health, zones)
 
     names = sorted(graph.dependencies)
     plans = tuple(
@@ -274,6 +282,8 @@ def compute_plan(
     )
     removed = _removed(graph, existing)
     warnings = _warnings(report.cycles, budget.floor_over_budget, graph.policy.cost_budget)
+    warnings += tuple(f"zonal shift of {zone} ignored: the graph has no such zone" for zone in zones.ignored_shifts)
+    warnings += tuple(f"{d.name}: {note}" for d in plans for note in d.notes)
     next_state = State(
         instances=tuple(InstanceRecord(d.name, i.host, i.role, i.zone) for d in plans for i in d.instances)
         + tuple(InstanceRecord(a.dependency, a.host, a.role, a.zone) for a in removed if a.action == "keep"),
@@ -284,7 +294,7 @@ def compute_plan(
         "used": budget.used,
         "cut": {name: budget.cuts[name] for name in sorted(budget.cuts)},
     }
-    return Plan(graph, now, plans, removed, report.cycles, budget_info, warnings, next_state)
+    return Plan(graph, now, plans, removed, report.cycles, budget_info, warnings, next_state, zones)
 
 
 def _default_now(state: State) -> float:
@@ -324,12 +334,8 @@ def _dependency_plan(
         reason = s.reason
         if s.existing and s.previous_role is not None and s.previous_role != s.role:
             reason += f"; role {s.previous_role} -> {s.role}"
-        actions.append(
-            Action("keep" if s.existing else "provision", dep.name, s.host, s.zone, s.role, reason)
-        )
-    actions += [
-        Action("decommission", dep.name, d.host, d.zone, d.role, d.reason) for d in placement.decommissions
-    ]
+        actions.append(Action("keep" if s.existing else "provision", dep.name, s.host, s.zone, s.role, reason))
+    actions += [Action("decommission", dep.name, d.host, d.zone, d.role, d.reason) for d in placement.decommissions]
     summary = RfSummary(
         raw=rf.raw,
         system_health_impact=rf.decision.system_health_impact,
@@ -340,10 +346,20 @@ def _dependency_plan(
         min_rf=dep.replication.min_rf,
         max_rf=dep.replication.max_rf,
         budget_cut=budget_cut,
-        placement_cut=placement.cut,
+        placement_cut=placement.refused or placement.cut,
     )
     placed = sum(1 for i in instances if i.counts)
-    return DependencyPlan(dep, weight, placed, summary, mode[0], mode[1], tuple(instances), tuple(actions))
+    return DependencyPlan(
+        dep,
+        weight,
+        placed,
+        summary,
+        mode[0],
+        mode[1],
+        tuple(instances),
+        tuple(actions),
+        tuple(placement.warnings),
+    )
 
 
 def _removed(graph: Graph, existing: Mapping[str, list[InstanceRecord]]) -> tuple[Action, ...]:
@@ -351,9 +367,7 @@ def _removed(graph: Graph, existing: Mapping[str, list[InstanceRecord]]) -> tupl
     for name in sorted(set(existing) - set(graph.dependencies)):
         for record in sorted(existing[name], key=lambda r: r.host):
             if record.role == "primary":
-                reason = (
-                    "dependency no longer in the graph; the primary is never decommissioned automatically"
-                )
+                reason = "dependency no longer in the graph; the primary is never decommissioned automatically"
                 actions.append(Action("keep", name, record.host, record.zone, record.role, reason))
             else:
                 actions.append(

@@ -48,9 +48,7 @@ class BudgetResult:
     floor_over_budget: bool
 
 
-def system_health_impact(
-    zone_health: Mapping[str, float | None], previous: float | None
-) -> tuple[float, str]:
+def system_health_impact(zone_health: Mapping[str, float | None], previous: float | None) -> tuple[float, str]:
     """1 - mean known zone health. With no known zone, keep the previous value: unknown moves nothing."""
     known = [score for score in zone_health.values() if score is not None]
     if not known:
@@ -76,9 +74,7 @@ def decide_rf(
     raw = rules.rf_scale * weight * (1.0 + shi)
     if previous is None:
         rf = _bounded(raw, lo, hi)
-        return _result(
-            rf, raw, shi, now, previous, "new", f"first decision: ceil({raw:.3f}) within [{lo}, {hi}]"
-        )
+        return _result(rf, raw, shi, now, previous, "new", f"first decision: ceil({raw:.3f}) within [{lo}, {hi}]")
     current = previous.rf
     if current < lo or current > hi:
         rf = min(hi, max(lo, current))
@@ -89,9 +85,7 @@ def decide_rf(
         why = f"raw {raw:.3f} above {current} + tolerance {rules.tolerance}: scale up at once"
         return _result(up, raw, shi, now, previous, "up", why)
     if down >= current:
-        return _result(
-            current, raw, shi, now, previous, "hold", f"raw {raw:.3f} within tolerance of RF {current}"
-        )
+        return _result(current, raw, shi, now, previous, "hold", f"raw {raw:.3f} within tolerance of RF {current}")
     since = previous.pending_since if previous.pending_since is not None else now
     wanted = max(down, previous.pending_rf) if previous.pending_rf is not None else down
     ends = since + rules.stabilisation_window

@@ -56,8 +56,15 @@ class RfDecision:
 
 @dataclass(frozen=True, slots=True)
 class State:
+    """What runs now and the last RF decisions; `zonal_shifts`: zone -> expiry (epoch seconds).
+
+    A zonal shift is read by the planner (docs/graph.md, "Zones") but owned by whoever records it: the
+    plan's next state does not carry it, and a shift whose expiry is not after `now` is ignored.
+    """
+
     instances: tuple[InstanceRecord, ...] = ()
     decisions: Mapping[str, RfDecision] = field(default_factory=dict)
+    zonal_shifts: Mapping[str, float] = field(default_factory=dict)
 
     def instances_by_dependency(self) -> dict[str, list[InstanceRecord]]:
         grouped: dict[str, list[InstanceRecord]] = {}
@@ -66,11 +73,10 @@ class State:
         return grouped
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": STATE_VERSION,
             "instances": [
-                {"dependency": r.dependency, "host": r.host, "zone": r.zone, "role": r.role}
-                for r in self.instances
+                {"dependency": r.dependency, "host": r.host, "zone": r.zone, "role": r.role} for r in self.instances
             ],
             "decisions": {
                 name: {
@@ -83,6 +89,9 @@ class State:
                 for name, d in sorted(self.decisions.items())
             },
         }
+        if self.zonal_shifts:  # absent when empty: a plan's next state never carries one
+            data["zonal_shifts"] = dict(sorted(self.zonal_shifts.items()))
+        return data
 
     @staticmethod
     def from_dict(data: Any, source: str = "<state>") -> State:
@@ -96,10 +105,13 @@ class State:
             for i, item in enumerate(reader.sequence(top.get("instances", []), "instances"))
         )
         decisions_in = reader.mapping(top.get("decisions", {}), "decisions")
-        decisions = {
-            str(name): _decision(reader, value, f"decisions.{name}") for name, value in decisions_in.items()
+        decisions = {str(name): _decision(reader, value, f"decisions.{name}") for name, value in decisions_in.items()}
+        shifts_in = reader.mapping(top.get("zonal_shifts", {}), "zonal_shifts")
+        shifts = {
+            reader.text(zone, "zonal_shifts"): reader.number(expiry, f"zonal_shifts.{zone}")
+            for zone, expiry in shifts_in.items()
         }
-        return State(instances=instances, decisions=decisions)
+        return State(instances=instances, decisions=decisions, zonal_shifts=shifts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +137,7 @@ class HealthSnapshot:
         reader = _Reader(source)
         top = reader.mapping(data, "")
         parts = {
-            part: {
-                str(k): reader.score(v, f"{part}.{k}")
-                for k, v in reader.mapping(top.get(part, {}), part).items()
-            }
+            part: {str(k): reader.score(v, f"{part}.{k}") for k, v in reader.mapping(top.get(part, {}), part).items()}
             for part in ("instances", "vms", "zones")
         }
         return HealthSnapshot(instances=parts["instances"], vms=parts["vms"], zones=parts["zones"])
@@ -162,9 +171,7 @@ def _instance(reader: _Reader, item: Any, where: str) -> InstanceRecord:
     value = reader.mapping(item, where)
     role = value.get("role")
     if role not in ROLES:
-        raise ConfigError(
-            reader.source, f"{where}.role", f"unknown role {role!r}", f"one of {', '.join(ROLES)}"
-        )
+        raise ConfigError(reader.source, f"{where}.role", f"unknown role {role!r}", f"one of {', '.join(ROLES)}")
     zone = value.get("zone")
     return InstanceRecord(
         dependency=reader.text(value.get("dependency"), f"{where}.dependency"),
@@ -178,9 +185,7 @@ def _decision(reader: _Reader, item: Any, where: str) -> RfDecision:
     value = reader.mapping(item, where)
     rf = value.get("rf")
     if not isinstance(rf, int) or isinstance(rf, bool) or rf < 0:
-        raise ConfigError(
-            reader.source, f"{where}.rf", f"{rf!r} is not a replication factor", "an integer >= 0"
-        )
+        raise ConfigError(reader.source, f"{where}.rf", f"{rf!r} is not a replication factor", "an integer >= 0")
     pending_rf = value.get("pending_rf")
     if pending_rf is not None and (not isinstance(pending_rf, int) or isinstance(pending_rf, bool)):
         raise ConfigError(
@@ -191,12 +196,8 @@ def _decision(reader: _Reader, item: Any, where: str) -> RfDecision:
         rf=rf,
         decided_at=reader.number(value.get("decided_at", 0.0), f"{where}.decided_at"),
         pending_rf=pending_rf,
-        pending_since=None
-        if pending_since is None
-        else reader.number(pending_since, f"{where}.pending_since"),
-        system_health_impact=reader.number(
-            value.get("system_health_impact", 0.0), f"{where}.system_health_impact"
-        ),
+        pending_since=None if pending_since is None else reader.number(pending_since, f"{where}.pending_since"),
+        system_health_impact=reader.number(value.get("system_health_impact", 0.0), f"{where}.system_health_impact"),
     )
 
 
@@ -208,9 +209,7 @@ class _Reader:
 
     def mapping(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise ConfigError(
-                self.source, where or "(top level)", "expected an object", "write a JSON object {...}"
-            )
+            raise ConfigError(self.source, where or "(top level)", "expected an object", "write a JSON object {...}")
         return value
 
     def sequence(self, value: Any, where: str) -> list[Any]:
@@ -233,7 +232,5 @@ class _Reader:
             return None
         score = self.number(value, where)
         if not 0.0 <= score <= 1.0:
-            raise ConfigError(
-                self.source, where, f"health score {score} is outside 0..1", "a number 0..1 or null"
-            )
+            raise ConfigError(self.source, where, f"health score {score} is outside 0..1", "a number 0..1 or null")
         return score

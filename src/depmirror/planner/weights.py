@@ -148,18 +148,14 @@ def _share_within_cycle(
             source[name] = top_source
 
 
-def _origin(
-    own: Mapping[str, float], name: str, impact: Mapping[str, float], source: Mapping[str, str]
-) -> str:
+def _origin(own: Mapping[str, float], name: str, impact: Mapping[str, float], source: Mapping[str, str]) -> str:
     """The node whose own tier gives `name` its criticality: itself, or where its impact came from."""
     if own[name] >= impact.get(name, 0.0):
         return name
     return source.get(name, name)
 
 
-def strongly_connected_components(
-    nodes: Iterable[str], successors: Mapping[str, list[str]]
-) -> list[list[str]]:
+def strongly_connected_components(nodes: Iterable[str], successors: Mapping[str, list[str]]) -> list[list[str]]:
     """Tarjan's algorithm without recursion (graphs of 10k+ nodes would exceed Python's stack).
 
     Components come out in reverse topological order: each after every component it points to.

@@ -42,9 +42,7 @@ def test_existing_instances_stay_put_when_another_dependency_changes() -> None:
         ]
     }
     before = place(graph, [request("payments", 2)], existing, HealthSnapshot())["payments"]
-    after = place(graph, [request("payments", 2), request("reports", 2)], existing, HealthSnapshot())[
-        "payments"
-    ]
+    after = place(graph, [request("payments", 2), request("reports", 2)], existing, HealthSnapshot())["payments"]
     assert hosts(before) == hosts(after) == ["vm-a2", "vm-b2"]
     assert not after.decommissions
 

@@ -133,8 +133,12 @@ def test_a_long_cycle_is_named_in_full_in_the_plan_and_in_short_in_its_warning()
     ring = [f"ring-{i:02d}" for i in range(20)]
     for index, name in enumerate(ring):
         data["dependencies"][name] = {
-            "tier": 3, "kind": "tcp", "port": 9100 + index, "replication": {"min": 1, "max": 1},
-            "deploy": {"command": "cat"}, "depends_on": {ring[(index + 1) % len(ring)]: {"rate": 1}},
+            "tier": 3,
+            "kind": "tcp",
+            "port": 9100 + index,
+            "replication": {"min": 1, "max": 1},
+            "deploy": {"command": "cat"},
+            "depends_on": {ring[(index + 1) % len(ring)]: {"rate": 1}},
         }
     document = compute_plan(build(data), now=0).to_dict()
     assert document["cycles"] == [ring]
@@ -161,12 +165,8 @@ def test_unknown_health_never_decommissions_anything() -> None:
     st.dictionaries(st.sampled_from(["vm-a1", "vm-b1", "vm-c2"]), st.none() | st.floats(0, 1)),
     st.floats(0, 1e6),
 )
-def test_same_input_same_plan(
-    zones: dict[str, float | None], vms: dict[str, float | None], now: float
-) -> None:
+def test_same_input_same_plan(zones: dict[str, float | None], vms: dict[str, float | None], now: float) -> None:
     graph = load_graph(EXAMPLE)
     state = compute_plan(graph, now=0).next_state
     health = HealthSnapshot(vms=vms, zones=zones)
-    assert (
-        compute_plan(graph, state, health, now).to_dict() == compute_plan(graph, state, health, now).to_dict()
-    )
+    assert compute_plan(graph, state, health, now).to_dict() == compute_plan(graph, state, health, now).to_dict()

@@ -13,9 +13,7 @@ from depmirror.planner.state import RfDecision
 RULES = ReplicationRules(rf_scale=3.0, tolerance=0.15, stabilisation_window=600.0, scale_down_step=1)
 
 
-def dep(
-    min_rf: int = 1, max_rf: int = 5, kind: str = "http", mode: str = "auto", cost: float = 1.0
-) -> Dependency:
+def dep(min_rf: int = 1, max_rf: int = 5, kind: str = "http", mode: str = "auto", cost: float = 1.0) -> Dependency:
     return Dependency(
         name="api",
         tier=1,
@@ -127,9 +125,7 @@ def test_the_example_graph_redis_is_active_passive() -> None:
     st.floats(0, 1),
     st.none() | st.integers(0, 12),
 )
-def test_rf_always_within_min_and_max(
-    lo: int, extra: int, weight: float, shi: float, prior: int | None
-) -> None:
+def test_rf_always_within_min_and_max(lo: int, extra: int, weight: float, shi: float, prior: int | None) -> None:
     d = dep(min_rf=lo, max_rf=lo + extra)
     prev = None if prior is None else previous(prior)
     result = decide_rf(d, weight, shi, RULES, prev, 1000)
@@ -139,9 +135,7 @@ def test_rf_always_within_min_and_max(
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.tuples(
-            st.floats(1, 400), st.floats(0, 1), st.floats(0, 1)
-        ),  # time step, weight, system health impact
+        st.tuples(st.floats(1, 400), st.floats(0, 1), st.floats(0, 1)),  # time step, weight, system health impact
         min_size=2,
         max_size=30,
     ),

@@ -21,9 +21,7 @@ def test_state_round_trips() -> None:
 
 def test_health_file_loads_and_missing_parts_are_unknown(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
-    path.write_text(
-        json.dumps({"instances": {"payments@vm-a1": 0.9, "payments@vm-b1": None}}), encoding="utf-8"
-    )
+    path.write_text(json.dumps({"instances": {"payments@vm-a1": 0.9, "payments@vm-b1": None}}), encoding="utf-8")
     health = load_health(path)
     assert health.instance("payments", "vm-a1") == 0.9
     assert health.instance("payments", "vm-b1") is None

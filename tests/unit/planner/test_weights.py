@@ -28,9 +28,7 @@ def test_weight_is_the_documented_sum_of_its_terms() -> None:
     c = graph.policy.weights
     assert w.tier == (3 - 1) / 3
     assert math.isclose(w.frequency, math.log1p(100) / math.log1p(1000))
-    assert math.isclose(
-        w.value, c.tier * w.tier + c.frequency * w.frequency + c.impact * w.impact, abs_tol=1e-6
-    )
+    assert math.isclose(w.value, c.tier * w.tier + c.frequency * w.frequency + c.impact * w.impact, abs_tol=1e-6)
 
 
 def test_nothing_calls_it_means_no_impact_and_no_frequency() -> None:
