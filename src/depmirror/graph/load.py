@@ -87,9 +87,7 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _construct_unique_mapping(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     """SafeConstructor.construct_mapping in one pass over the keys, refusing duplicate keys.
 
     Merged entries (`<<: *anchor`) come first and may be overridden: only the mapping's own keys count.
@@ -253,10 +251,7 @@ def _build(data: dict[str, Any], source: str) -> Graph:
         dependencies=[_dependency(name, spec) for name, spec in data["dependencies"].items()],
         services=[_service(name, spec) for name, spec in (data.get("services") or {}).items()],
         zones=[Zone(name, (spec or {}).get("description", "")) for name, spec in data["zones"].items()],
-        vms=[
-            VM(host, spec["address"], spec["zone"], spec.get("capacity", 4))
-            for host, spec in data["vms"].items()
-        ],
+        vms=[VM(host, spec["address"], spec["zone"], spec.get("capacity", 4)) for host, spec in data["vms"].items()],
         load_balancers=[
             LoadBalancer(host, spec["address"], spec.get("zone"))
             for host, spec in (data.get("load_balancers") or {}).items()
@@ -329,8 +324,7 @@ def _check_names(graph: Graph) -> None:
                 graph.source,
                 f"services.{name}",
                 f"duplicate name: {name!r} is also a dependency",
-                "a name is either a service or a dependency; list it once "
-                "(a dependency may have depends_on too)",
+                "a name is either a service or a dependency; list it once (a dependency may have depends_on too)",
             )
     for host in graph.load_balancers:
         if host in graph.vms:
@@ -346,9 +340,7 @@ def _check_zones(graph: Graph) -> None:
     known = ", ".join(graph.zones)
     for vm in graph.vms.values():
         if vm.zone not in graph.zones:
-            raise ConfigError(
-                graph.source, f"vms.{vm.host}.zone", f"unknown zone {vm.zone!r}", f"one of: {known}"
-            )
+            raise ConfigError(graph.source, f"vms.{vm.host}.zone", f"unknown zone {vm.zone!r}", f"one of: {known}")
     for lb in graph.load_balancers.values():
         if lb.zone is not None and lb.zone not in graph.zones:
             raise ConfigError(
@@ -375,9 +367,7 @@ def _check_addresses(graph: Graph) -> None:
     for section, host, address in hosts:
         field = f"{section}.{host}.address"
         if not _valid_address(address):
-            raise ConfigError(
-                graph.source, field, f"{address!r} is not an IP address or host name", "e.g. 198.18.0.11"
-            )
+            raise ConfigError(graph.source, field, f"{address!r} is not an IP address or host name", "e.g. 198.18.0.11")
         if address in seen:
             raise ConfigError(
                 graph.source,
