@@ -45,6 +45,9 @@ install_venv() {
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
+  # The library was distributed as `depmirror` before issue 18 (now `depmirror-mirroring`, same package):
+  # drop the old distribution first, or uninstalling it later would take the `depmirror` command along.
+  "$VENV/bin/pip" uninstall -q -y depmirror 2>&1 | grep -v 'is ignored\|not installed' || true
   "$VENV/bin/pip" install -q -e '.[test]' 2>&1 | grep -v 'is ignored' || true
   # The lab: a development extra of its own (lab/pyproject.toml), never part of depmirror's wheel.
   "$VENV/bin/pip" install -q --no-deps -e lab/ 2>&1 | grep -v 'is ignored' || true

@@ -16,6 +16,8 @@ description:
     C(port), C(role) and C(reason)).
 author:
   - depmirror developers (@depmirror)
+extends_documentation_fragment:
+  - depmirror.mirroring.requirements
 options:
   _input:
     description: The plan (the C(plan) key of M(depmirror.mirroring.plan)'s result).
@@ -52,6 +54,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_install import missing_library
 
 try:
     from depmirror.views.host_instances import decommissions_for_host, instances_for_host
@@ -63,7 +66,7 @@ else:
 
 def host_instances(plan, host, decommissioned=False):
     if DEPMIRROR_IMPORT_ERROR is not None:
-        raise AnsibleFilterError("the depmirror Python library is not importable on the controller") from DEPMIRROR_IMPORT_ERROR
+        raise AnsibleFilterError(missing_library()) from DEPMIRROR_IMPORT_ERROR
     if not isinstance(plan, dict) or not isinstance(plan.get("dependencies"), list):
         raise AnsibleFilterError("host_instances expects the plan dict (with a 'dependencies' list) as its input")
     if not isinstance(host, str):

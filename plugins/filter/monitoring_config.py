@@ -16,6 +16,8 @@ description:
     C(dependency), C(host), C(zone), C(role), C(instance)), C(scrape_configs) the probe and exporter jobs.
 author:
   - depmirror developers (@depmirror)
+extends_documentation_fragment:
+  - depmirror.mirroring.requirements
 options:
   _input:
     description: Path of the dependency graph file.
@@ -58,6 +60,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_install import missing_library
 
 try:
     from depmirror.errors import DepmirrorError
@@ -71,7 +74,7 @@ else:
 
 def monitoring_config(graph, instances, targets_file, interval="5s", blackbox_address="127.0.0.1:9115"):
     if DEPMIRROR_IMPORT_ERROR is not None:
-        raise AnsibleFilterError("the depmirror Python library is not importable on the controller") from DEPMIRROR_IMPORT_ERROR
+        raise AnsibleFilterError(missing_library()) from DEPMIRROR_IMPORT_ERROR
     for name, value in (("graph", graph), ("targets_file", targets_file), ("blackbox_address", blackbox_address)):
         if not isinstance(value, str) or not value:
             raise AnsibleFilterError(f"monitoring_config: {name} must be a non-empty string, got {value!r}")

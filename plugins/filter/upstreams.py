@@ -14,6 +14,8 @@ description:
     reaches nginx.
 author:
   - depmirror developers (@depmirror)
+extends_documentation_fragment:
+  - depmirror.mirroring.requirements
 options:
   _input:
     description: The plan's C(dependencies) list, as the C(depmirror.mirroring.plan) module returns it.
@@ -55,6 +57,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_install import missing_library
 
 try:
     from depmirror.views.upstreams import RoutingError, build_upstreams
@@ -66,7 +69,7 @@ else:
 
 def upstreams(dependencies, routing=None, unhealthy_below=0.5):
     if DEPMIRROR_IMPORT_ERROR is not None:
-        raise AnsibleFilterError("the depmirror Python library is not importable on the controller") from DEPMIRROR_IMPORT_ERROR
+        raise AnsibleFilterError(missing_library()) from DEPMIRROR_IMPORT_ERROR
     if not isinstance(dependencies, list) or not all(isinstance(d, dict) for d in dependencies):
         raise AnsibleFilterError(f"upstreams expects a list of dependency dicts, got {type(dependencies).__name__}")
     if routing is not None and not isinstance(routing, dict):

@@ -31,11 +31,16 @@ description:
     current primaries and placements; without it the plan starts from nothing.
   - When O(prometheus_url) is set, instance health comes from Prometheus; if Prometheus cannot be reached
     the inventory is still built, health is C(unknown) and a warning says so.
+  - "Fails the run (C(ansible-inventory) and C(ansible-playbook) exit non-zero) when the depmirror library is
+    missing, the graph cannot be read or the state store cannot be reached, whatever C(any_unparsed_is_failed)
+    and C(unparsed_is_failed) say in C(ansible.cfg): an empty inventory would let a playbook or an AWX
+    inventory sync succeed on nothing."
 author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
+  - depmirror.mirroring.requirements
 options:
   plugin:
     description: Marks this file as a source for this plugin.
@@ -97,21 +102,37 @@ cache_timeout: 60
 """
 
 import os
-import sys
 
+from ansible import constants as C
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_install import missing_library
 
 try:
     from depmirror.errors import DepmirrorError
     from depmirror.fleet.planning import build_inventory
+    from depmirror.store import StoreError
 except ImportError as _import_error:  # the library is installed beside ansible-core, see README
     DEPMIRROR_IMPORT_ERROR = _import_error
 else:
     DEPMIRROR_IMPORT_ERROR = None
 
 display = Display()
+
+
+def _fatal(message):
+    """An AnsibleParserError that fails the run, not just this source.
+
+    ansible-core's InventoryManager.parse_source catches whatever a plugin's parse() raises (AnsibleError or
+    any other Exception alike), shows it as a warning, and fails only when INVENTORY_ANY_UNPARSED_IS_FAILED
+    (`[inventory] any_unparsed_is_failed`, false by default) is set; otherwise the run goes on with an empty
+    inventory. The manager reads that setting right after every enabled plugin has tried this source, and no
+    other plugin parses a file with a `plugin:` key (`yaml` refuses plugin configurations, `ini` rejects the
+    `plugin:` line), so turning it on here fails the run on this source and on no other.
+    """
+    C.INVENTORY_ANY_UNPARSED_IS_FAILED = True
+    return AnsibleParserError(message)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -123,11 +144,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleParserError(
-                f"{path}: the depmirror Python library is not importable from {sys.executable} "
-                "(fix: pip install depmirror into the Python that runs Ansible)"
-            ) from DEPMIRROR_IMPORT_ERROR
-        self._read_config_data(path)
+            message = f"{path}: plugin {self.NAME}: {missing_library()}"
+            raise _fatal(message) from DEPMIRROR_IMPORT_ERROR
+        try:
+            self._read_config_data(path)
+        except Exception as e:
+            raise _fatal(f"{path}: depmirror could not read its options") from e
         document = self._cached_or_built(path, cache)
         self._populate(document)
 
@@ -158,9 +180,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 prometheus_token=self.get_option("prometheus_token"),
                 prometheus_timeout=self.get_option("prometheus_timeout"),
             )
+        except StoreError as e:
+            # Ansible prints the cause after the message; it names what failed and the fix: the store (never its
+            # password), or the graph file and the field inside it.
+            raise _fatal(f"{path}: state_store: depmirror could not read the state store") from e
         except DepmirrorError as e:
-            # Ansible prints the cause after this message; the cause names the file, field and fix.
-            raise AnsibleParserError(f"depmirror could not build the inventory from {path}") from e
+            raise _fatal(f"{path}: graph: depmirror could not build the inventory from the graph") from e
+        except Exception as e:
+            raise _fatal(f"{path}: depmirror failed building the inventory from {graph}, a bug to report") from e
         for warning in document.get("warnings", []):
             display.warning(f"{path}: {warning}")
         return document

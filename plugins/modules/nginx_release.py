@@ -21,6 +21,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.requirements.NGINX_TARGET
 attributes:
   check_mode:
     support: full

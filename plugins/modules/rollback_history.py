@@ -17,6 +17,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.requirements
   - depmirror.mirroring.common.STORE
 attributes:
   check_mode:

@@ -23,6 +23,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.requirements
   - depmirror.mirroring.common.STORE
   - depmirror.mirroring.common.PROMETHEUS
 attributes:

@@ -17,6 +17,7 @@ author:
   - depmirror developers (@depmirror)
 extends_documentation_fragment:
   - depmirror.mirroring.attributes
+  - depmirror.mirroring.requirements
 attributes:
   check_mode:
     support: full

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.basic import env_fallback
 from ansible.plugins.action import ActionBase
+from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_install import missing_library
 
 try:
     from depmirror.errors import DepmirrorError
@@ -44,10 +45,7 @@ class LibraryAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         if DEPMIRROR_IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                "the depmirror Python library is not importable on the controller "
-                "(fix: pip install depmirror into the Python that runs ansible-playbook)"
-            ) from DEPMIRROR_IMPORT_ERROR
+            raise AnsibleActionFail(missing_library()) from DEPMIRROR_IMPORT_ERROR
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         try:
             self.act(args, result)

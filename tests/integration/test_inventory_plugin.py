@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,49 @@ def test_dependencies_whose_groups_would_clash_are_refused(tmp_path: Path) -> No
     assert "dependencies.cart-api-primary" in result.stderr
     assert "dep_cart_api_primary" in result.stderr and "rename one of the two" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+LOUD_FAILURES = {
+    # name: (the source's options, what the message names)
+    "unreadable graph": ("graph: missing.yml\n", "graph: depmirror could not build the inventory"),
+    "corrupt store": ("graph: g.yml\nstate_store: corrupt.db\n", "state_store: depmirror could not read the state"),
+    "unreachable store": (
+        "graph: g.yml\nstate_store: postgresql://depmirror:{password}@127.0.0.1:{port}/depmirror\n",
+        "state_store: depmirror could not read the state",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LOUD_FAILURES)
+@pytest.mark.parametrize("tool", ["ansible-inventory", "ansible-playbook"])
+def test_a_source_that_cannot_be_built_fails_the_run_whatever_ansible_cfg_says(
+    tmp_path: Path, case: str, tool: str
+) -> None:
+    """ansible-core only warns about a failed source unless any_unparsed_is_failed is set; ours fails anyway."""
+    lenient = tmp_path / "ansible.cfg"
+    lenient.write_text("[inventory]\nany_unparsed_is_failed = False\nunparsed_is_failed = False\n")
+    shutil.copy(HERE / "small.graph.yml", tmp_path / "g.yml")
+    (tmp_path / "corrupt.db").write_text("not a database\n")
+    options, named = LOUD_FAILURES[case]
+    source = tmp_path / "fleet.depmirror.yml"
+    source.write_text("plugin: depmirror.mirroring.graph\n" + options.format(password="s3cret", port=_closed_port()))
+    env = {"ANSIBLE_CONFIG": str(lenient), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".ansible" / "collections")}
+    if tool == "ansible-inventory":
+        result = ansible_inventory(source, "--graph", env=env)
+    else:
+        playbook = tmp_path / "site.yml"
+        playbook.write_text("- hosts: all\n  gather_facts: false\n  tasks: []\n")
+        result = ansible_cli("ansible-playbook", "-i", str(source), str(playbook), env=env)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert f"{source}: {named}" in result.stderr
+    assert "Completely failed to parse inventory source" in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
 
 
 def test_the_cache_serves_the_last_inventory_until_flushed(tmp_path: Path) -> None:

@@ -18,7 +18,10 @@ def plugin() -> ModuleType:
     spec = importlib.util.spec_from_file_location("monitoring_config", ROOT / "plugins/filter/monitoring_config.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with pytest.MonkeyPatch.context() as patch:
+        # The filter imports the collection's plugin_utils: `make setup` links the checkout there as a collection.
+        patch.syspath_prepend(str(ROOT / ".ansible" / "collections"))
+        spec.loader.exec_module(module)
     return module
 
 
