@@ -31,9 +31,8 @@ from depmirror.cli.main import main
 from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
-from depmirror.health import collect_snapshot
 from depmirror.health.checker import PrometheusHealthChecker
-from depmirror.health.evaluate import HealthReport, InstanceVerdict, fetch_health
+from depmirror.health.evaluate import HealthReport, InstanceVerdict, collect_snapshot, fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
 
