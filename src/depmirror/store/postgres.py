@@ -34,10 +34,13 @@ _INSERT_EVENT = (
     "INSERT INTO events (ts, kind, dependency, instance, target, action, decision, reason, outcome, duration_s,"
     " trigger, inputs, details) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING id"
 )
-_INSERT_ALERT = (
+# Rows per INSERT: 11 parameters each, under PostgreSQL's 65,535 parameters per statement.
+ENQUEUE_CHUNK = 1000
+_ALERT_VALUES = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+_INSERT_ALERTS = (
     "INSERT INTO alert_queue (fingerprint, starts_at, status, dependency, instance, labels, annotations,"
-    " group_key, received_ts, not_before_ts, state) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-    " ON CONFLICT ON CONSTRAINT alert_queue_identity DO NOTHING RETURNING id"
+    " group_key, received_ts, not_before_ts, state) VALUES {values}"
+    " ON CONFLICT ON CONSTRAINT alert_queue_identity DO NOTHING RETURNING id, fingerprint, starts_at, status"
 )
 _PENDING = (
     "WITH due AS ("
@@ -152,29 +155,33 @@ class PostgresStore(Store):
 
     # --- queue -------------------------------------------------------------------------------------
     def enqueue(self, alerts: Sequence[QueuedAlert], ignored: IgnoredEvent | None = None) -> EnqueueResult:
-        params = [rows.alert_params(alert) for alert in alerts]
-
         def work(cursor: Cursor) -> int:
+            # One statement per chunk: a row comes back only for an alert not seen before, by this runner or
+            # another (the unique key decides, not a read before the write), matched by its identity.
+            new_ids: dict[tuple[str, str, str], int] = {}
+            for start in range(0, len(alerts), ENQUEUE_CHUNK):
+                chunk = alerts[start : start + ENQUEUE_CHUNK]
+                values = ",".join([_ALERT_VALUES] * len(chunk))
+                params = [value for alert in chunk for value in rows.alert_params(alert)]
+                for row in cursor.execute(_INSERT_ALERTS.format(values=values), params).fetchall():
+                    new_ids[(row["fingerprint"], row["starts_at"], row["status"])] = row["id"]
             queued = 0
             refused: dict[str, list[QueuedAlert]] = {}
-            # One round trip for the batch (pipelined); a row comes back only for an alert not seen before,
-            # by this runner or another: the unique key decides, not a read before the write.
-            cursor.executemany(_INSERT_ALERT, params, returning=True)
             for alert in alerts:
-                inserted = cursor.fetchone()
-                cursor.nextset()
+                key = (rows.text(alert.fingerprint), rows.text(alert.starts_at), rows.text(alert.status))
+                inserted = new_ids.pop(key, None)  # a repeat inside one batch is a duplicate, as in SQLite
                 if inserted is None:
                     continue
                 queued += 1
                 if alert.ignore_reason is not None:
-                    refused.setdefault(alert.ignore_reason, []).append(replace(alert, id=inserted["id"]))
+                    refused.setdefault(alert.ignore_reason, []).append(replace(alert, id=inserted))
             if ignored is not None:
                 for reason, group in refused.items():
                     _insert_event(cursor, ignored(group, reason))
             return queued
 
-        queued = self._write(work) if alerts else 0
-        return EnqueueResult(queued=queued, duplicates=len(alerts) - queued)
+        count = self._write(work) if alerts else 0
+        return EnqueueResult(queued=count, duplicates=len(alerts) - count)
 
     def pending(self, now: datetime, per_dependency: int = PENDING_PER_DEPENDENCY) -> list[QueuedAlert]:
         found = self._read(_PENDING, (rows.aware(now), per_dependency))
