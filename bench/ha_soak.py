@@ -43,6 +43,7 @@ RUNNERS = 3
 DEPENDENCIES = 50
 BURSTS = 20
 ALERTS_PER_BURST = 100  # two per dependency: 2,000 in all
+POSTS_PER_BURST = 4
 BURST_GAP_S = 3.0
 KILL_EVERY_S = 6.0
 RESTART_AFTER_S = 4.0  # longer than the lease, so another runner takes over
@@ -159,7 +160,8 @@ def _post(port: int, body: bytes) -> tuple[int, float]:
         return 0, (time.perf_counter() - began) * 1000
 
 
-def _burst(number: int) -> bytes:
+def _burst(number: int) -> list[bytes]:
+    """One burst as POSTS_PER_BURST notifications (Alertmanager sends a group per notification)."""
     alerts = [
         {
             "status": "firing",
@@ -173,19 +175,23 @@ def _burst(number: int) -> bytes:
         for d in range(DEPENDENCIES)
         for k in range(ALERTS_PER_BURST // DEPENDENCIES)
     ]
-    return json.dumps(
-        {
-            "version": "4",
-            "groupKey": f"soak{number}",
-            "status": "firing",
-            "receiver": "soak",
-            "groupLabels": {},
-            "commonLabels": {},
-            "commonAnnotations": {},
-            "externalURL": "",
-            "alerts": alerts,
-        }
-    ).encode()
+    size = len(alerts) // POSTS_PER_BURST
+    return [
+        json.dumps(
+            {
+                "version": "4",
+                "groupKey": f"soak{number}-{part}",
+                "status": "firing",
+                "receiver": "soak",
+                "groupLabels": {},
+                "commonLabels": {},
+                "commonAnnotations": {},
+                "externalURL": "",
+                "alerts": alerts[part * size : (part + 1) * size],
+            }
+        ).encode()
+        for part in range(POSTS_PER_BURST)
+    ]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -231,20 +237,21 @@ def main() -> int:
         chaos = threading.Thread(target=killer, daemon=True)
         chaos.start()
         for number in range(BURSTS):
-            body = _burst(number)
+            bodies = _burst(number)
             if number == BURSTS // 2:
                 server.halt()
                 time.sleep(1.0)
                 server.resume()
                 pg_restarts += 1
-            for _attempt in range(20):  # as Alertmanager: retry another runner until one answers 202
-                runner = random.choice([r for r in runners if r.alive()] or runners)
-                status, took = _post(runner.port, body)
-                statuses[status] = statuses.get(status, 0) + 1
-                if status == 202:
-                    acks.append(took)
-                    break
-                time.sleep(0.5)
+            for body in bodies:
+                for _attempt in range(20):  # as Alertmanager: retry another runner until one answers 202
+                    runner = random.choice([r for r in runners if r.alive()] or runners)
+                    status, took = _post(runner.port, body)
+                    statuses[status] = statuses.get(status, 0) + 1
+                    if status == 202:
+                        acks.append(took)
+                        break
+                    time.sleep(0.5)
             time.sleep(BURST_GAP_S)
         stop.set()
         chaos.join(timeout=RESTART_AFTER_S + 5)

@@ -109,6 +109,11 @@ class Worker:
         by_dependency: dict[str, list[QueuedAlert]] = {}
         for alert in pending:
             by_dependency.setdefault(alert.dependency, []).append(alert)
+        # Read once: a lease this pass takes was free when it began, so its old holder's actions are here.
+        abandoned: dict[str, list[ActionRecord]] = {}
+        if by_dependency:
+            for record in await self.db(self.store.abandoned_actions, self.config.runner_id):
+                abandoned.setdefault(record.dependency, []).append(record)
         for dependency, alerts in by_dependency.items():
             if dependency in self._busy:
                 continue  # one action at a time per dependency; the rest waits in the queue
@@ -120,6 +125,9 @@ class Worker:
             self._busy.add(dependency)
             self._leases[dependency] = lease
             lease.keep()
+            # An action a dead runner journaled for this dependency is closed before anything new starts:
+            # its alerts go back to the queue, and no two actions of one dependency are ever open at once.
+            await self._take_over(lease, abandoned.get(dependency, []))
             task = asyncio.create_task(self._handle(dependency, alerts))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -142,33 +150,40 @@ class Worker:
         each as interrupted and put its alerts back, under this runner's lease, to be decided again."""
         taken: list[Event] = []
         runner_id = self.config.runner_id
-        for record in await self.db(self.store.abandoned_actions, runner_id):
-            if record.dependency in self._busy:
-                continue
-            lease = await DependencyLease.acquire(self.db, record.dependency, runner_id, self.config.policy.lease_s)
+        for dependency in sorted(
+            {record.dependency for record in await self.db(self.store.abandoned_actions, runner_id)}
+        ):
+            if dependency in self._busy:
+                continue  # dispatch took its lease and closes them itself
+            lease = await DependencyLease.acquire(self.db, dependency, runner_id, self.config.policy.lease_s)
             if lease is None:
                 continue
             try:
-                note = {record.action_id: {"taken_over_by": runner_id, "lease_token": lease.token}}
-                recovered = await self.db(
-                    partial(self.store.recover_interrupted, only=[record.action_id]),
-                    record.runner_id,
-                    self.clock(),
-                    note,
-                )
+                records = await self.db(self.store.abandoned_actions, runner_id)
+                taken.extend(await self._take_over(lease, [r for r in records if r.dependency == dependency]))
             finally:
                 await lease.release()
+        if taken:
+            self.wake.set()
+        return taken
+
+    async def _take_over(self, lease: DependencyLease, records: list[ActionRecord]) -> list[Event]:
+        """Close, under `lease`, actions other runners journaled for its dependency and no longer hold."""
+        taken: list[Event] = []
+        for record in records:
+            note = {record.action_id: {"taken_over_by": self.config.runner_id, "lease_token": lease.token}}
+            recovered = await self.db(
+                partial(self.store.recover_interrupted, only=[record.action_id]), record.runner_id, self.clock(), note
+            )
             for _, event in recovered:
                 log.warning(
-                    "took over %s of %s from runner %s (its lease ran out); deciding again",
+                    "took over %s of %s from runner %s (it no longer holds the lease); deciding again",
                     record.kind,
                     record.dependency,
                     record.runner_id,
                 )
                 self._count(event)
                 taken.append(event)
-        if taken:
-            self.wake.set()
         return taken
 
     async def _handle_dependency(self, alerts: list[QueuedAlert]) -> None:

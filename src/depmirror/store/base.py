@@ -192,8 +192,9 @@ class Store(ABC):
 
     @abstractmethod
     def abandoned_actions(self, holder: str) -> list[ActionRecord]:
-        """Unfinished actions of runners other than `holder` whose dependency's lease has run out: their
-        runner died or was cut off. `recover_interrupted(runner, only=[action_id])` takes one over."""
+        """Unfinished actions of runners other than `holder` whose runner no longer holds the dependency's
+        lease (it ran out, or passed to another runner): that runner died or was cut off.
+        `recover_interrupted(runner, only=[action_id])` takes one over."""
 
     @abstractmethod
     def stats(self) -> dict[str, Any]:

@@ -339,7 +339,8 @@ class PostgresStore(Store):
         found = self._read(
             f"SELECT {_PREFIXED_ACTION_COLUMNS} FROM actions a LEFT JOIN leases l ON l.dependency = a.dependency"
             " WHERE a.finished_ts IS NULL AND a.runner_id != %s"
-            " AND (l.expires_ts IS NULL OR l.expires_ts < clock_timestamp()) ORDER BY a.started_ts, a.action_id",
+            " AND (l.expires_ts IS NULL OR l.expires_ts < clock_timestamp() OR l.holder != a.runner_id)"
+            " ORDER BY a.started_ts, a.action_id",
             (rows.text(holder),),
         )
         return [rows.action_from_row(row) for row in found]

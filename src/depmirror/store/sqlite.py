@@ -525,7 +525,8 @@ class SQLiteStore(Store):
         with self._read() as db:
             rows = db.execute(
                 "SELECT a.* FROM actions a LEFT JOIN leases l ON l.dependency = a.dependency"
-                " WHERE a.finished_ts IS NULL AND a.runner_id != ? AND (l.expires_ts IS NULL OR l.expires_ts < ?)"
+                " WHERE a.finished_ts IS NULL AND a.runner_id != ?"
+                " AND (l.expires_ts IS NULL OR l.expires_ts < ? OR l.holder != a.runner_id)"
                 " ORDER BY a.started_ts",
                 (holder, time.time()),
             ).fetchall()

@@ -83,3 +83,25 @@ def test_an_action_whose_runner_lost_its_lease_is_abandoned_and_taken_over_once(
     assert [a.retry_of for a in store.pending(now)] == ["a1"]
     assert store.abandoned_actions("runner-2") == []
     assert store.recover_interrupted("runner-1", now, only=["a1"]) == []  # once only
+
+
+def test_an_action_is_abandoned_as_soon_as_its_lease_passed_to_another_runner(open_test_store: OpenStore) -> None:
+    store = open_test_store()
+    now = datetime.now(UTC)
+    assert store.acquire_lease("payments", "runner-1", 0.2) is not None
+    store.begin_action(
+        ActionRecord(
+            action_id="a1",
+            kind="rollback",
+            dependency="payments",
+            instance="payments-a",
+            runner_id="runner-1",
+            started_at=now,
+            queue_ids=(),
+        )
+    )
+    time.sleep(0.3)
+    assert store.acquire_lease("payments", "runner-2", 30) is not None  # runner-2 holds it, in force
+    # Though the lease runs, it is not runner-1's any more: the new holder must close a1 before it acts.
+    assert [a.action_id for a in store.abandoned_actions("runner-2")] == ["a1"]
+    assert [a.action_id for a in store.abandoned_actions("runner-3")] == ["a1"]
