@@ -344,11 +344,9 @@ class SwitchoverRequest:
     action_id: str | None = None
 
 
-def decide_rollback(request: SwitchoverRequest, *, record_refusal: bool = True) -> dict[str, Any]:
-    """The switchover, or RollbackRefused after appending a `refused` event (nothing else changed)."""
-    started = time.time()
+def _live_inputs(request: SwitchoverRequest) -> tuple[Graph, list[dict[str, Any]], Health]:
+    """What a switchover or a failback decides from: the graph, what the LBs route now, live health."""
     graph = load_graph(request.graph)
-    threshold = graph.policy.health.unhealthy if request.unhealthy_below is None else request.unhealthy_below
     dependencies = running_dependencies(request.store)
     health = live_health(
         graph,
@@ -358,6 +356,14 @@ def decide_rollback(request: SwitchoverRequest, *, record_refusal: bool = True) 
         timeout=request.prometheus_timeout,
         interval=request.health_interval,
     )
+    return graph, dependencies, health
+
+
+def decide_rollback(request: SwitchoverRequest, *, record_refusal: bool = True) -> dict[str, Any]:
+    """The switchover, or RollbackRefused after appending a `refused` event (nothing else changed)."""
+    started = time.time()
+    graph, dependencies, health = _live_inputs(request)
+    threshold = graph.policy.health.unhealthy if request.unhealthy_below is None else request.unhealthy_below
     try:
         decided = prepare_rollback(
             dependencies,
@@ -393,16 +399,7 @@ def decide_failback(
 ) -> dict[str, Any]:
     """The failback, or FailbackRefused after appending a `refused` event (nothing else changed)."""
     started = time.time()
-    graph = load_graph(request.graph)
-    dependencies = running_dependencies(request.store)
-    health = live_health(
-        graph,
-        request.dependency,
-        request.prometheus_url,
-        token=request.prometheus_token,
-        timeout=request.prometheus_timeout,
-        interval=request.health_interval,
-    )
+    graph, dependencies, health = _live_inputs(request)
     try:
         decided = prepare_failback(
             dependencies,
