@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo demo-down test lint sanity unit pytest build dist clean
+.PHONY: setup demo demo-down test lint sanity unit pytest build dist ee clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -49,6 +49,12 @@ build: setup
 # Installation). tests/integration/test_install_outside_checkout.py installs them as a user would.
 dist: setup
 	bash scripts/dist.sh dist
+
+# The collection's Execution Environment built on a local base image (podman, ansible-builder) and
+# `adjust.yml --check` run inside it against the lab as AWX runs a job; not in CI (minutes, network).
+# Needs root (the lab); writes build/ee/result.json (seconds per step, image size, the job's status).
+ee: setup
+	bash scripts/ee.sh
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache tests/output

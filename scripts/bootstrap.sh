@@ -11,6 +11,7 @@ APT_PACKAGES=(
   prometheus prometheus-alertmanager prometheus-blackbox-exporter
   graphviz shellcheck
   postgresql-15
+  openjdk-17-jre-headless
 )
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -51,7 +52,7 @@ install_venv() {
   "$VENV/bin/pip" install -q -e '.[test]' 2>&1 | grep -v 'is ignored' || true
   # The lab: a development extra of its own (lab/pyproject.toml), never part of depmirror's wheel.
   "$VENV/bin/pip" install -q --no-deps -e lab/ 2>&1 | grep -v 'is ignored' || true
-  "$VENV/bin/python" -c 'import depmirror, depmirror_lab, ansible, pytest' # fail loudly if the install did not work
+  "$VENV/bin/python" -c 'import depmirror, depmirror_lab, ansible, ansible_rulebook, pytest' # fail loudly if the install did not work
   echo "$want" > "$stamp"
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ansible_collections.depmirror.mirroring.plugins.plugin_utils.library_action import PROMETHEUS_ARGS, STORE_ARGS, LibraryAction
 
 try:
+    from depmirror.fleet.applied import part_to_apply
     from depmirror.fleet.planning import plan_for_playbook
 except ImportError:
     pass  # LibraryAction reports the missing library
@@ -19,6 +20,7 @@ class ActionModule(LibraryAction):
         **PROMETHEUS_ARGS,
         "graph": {"type": "path", "required": True},
         "prometheus_timeout": {"type": "float", "default": 5.0},
+        "applied_on": {"type": "list", "elements": "str"},
     }
 
     def act(self, args, result):
@@ -30,3 +32,5 @@ class ActionModule(LibraryAction):
             prometheus_timeout=args["prometheus_timeout"],
         )
         result.update(changed=False, plan=plan, warnings=warnings)
+        if args["applied_on"] is not None:
+            result["applied"] = part_to_apply(self.store_url(args, required=False), plan, args["applied_on"])

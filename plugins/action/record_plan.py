@@ -18,12 +18,16 @@ class ActionModule(LibraryAction):
     ARGUMENT_SPEC = {
         **STORE_ARGS,
         "plan": {"type": "dict", "required": True},
+        "applied_on": {"type": "list", "elements": "str"},
     }
 
     def act(self, args, result):
-        recorded = record_applied_plan(self.store_url(args), args["plan"], dry_run=self._task.check_mode)
+        recorded = record_applied_plan(
+            self.store_url(args), args["plan"], reached=args["applied_on"], dry_run=self._task.check_mode
+        )
         result.update(
             changed=recorded.changed,
+            held_back=recorded.held_back,
             primaries=recorded.primaries,
             rf_changes={name: list(change) for name, change in recorded.rf_changes.items()},
         )

@@ -29,6 +29,17 @@ options:
     description: Seconds to wait for each Prometheus query.
     type: float
     default: 5.0
+  applied_on:
+    description:
+      - The hosts this run applies the plan on, when it does not reach every host (C(ansible-playbook --limit),
+        AWX's limit prompt); C(playbooks/adjust.yml) passes its play's hosts after the limit.
+      - The plan is still the whole fleet's; the result's C(applied) is the part of it those hosts get, the
+        other hosts keeping what the state store records. A dependency whose primary is new or moves on a
+        host outside the list waits whole, and a decommission waits unless every load balancer is in the
+        list (both are listed in C(applied.held_back)).
+    type: list
+    elements: str
+    version_added: 0.1.0
 """
 
 EXAMPLES = r"""
@@ -52,6 +63,17 @@ plan:
     dependencies:
       description: One item per dependency with C(name), C(weight), C(replication_factor), C(mode), C(kind),
         C(port), C(instances) (each C(host), C(zone), C(role), C(port), C(address)) and C(actions).
+      type: list
+      elements: dict
+applied:
+  description:
+    - The part of C(plan) that the hosts in O(applied_on) get (the same shape, plus C(held_back)); the
+      whole plan when they are every host of the plan and of the state store's record.
+  returned: when O(applied_on) is set
+  type: dict
+  contains:
+    held_back:
+      description: The actions this run leaves for a run that reaches their hosts, each with its C(reason).
       type: list
       elements: dict
 warnings:

@@ -34,6 +34,16 @@ options:
     description: The plan as returned by M(depmirror.mirroring.plan) (its C(plan) key).
     required: true
     type: dict
+  applied_on:
+    description:
+      - The hosts the plan was applied on, when the run did not reach every host (C(--limit), AWX's limit
+        prompt, hosts that failed), the store records the plan on those hosts only and keeps what it
+        recorded for the others, with the rules of
+        O(depmirror.mirroring.plan#module:applied_on).
+      - Unset, the whole plan is recorded.
+    type: list
+    elements: str
+    version_added: 0.1.0
 """
 
 EXAMPLES = r"""
@@ -45,6 +55,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+held_back:
+  description: What the run left for a run that reaches those hosts (see O(applied_on)), each with its C(reason).
+  returned: success
+  type: list
+  elements: dict
 primaries:
   description: The primary host of every dependency, as recorded.
   returned: success

@@ -130,7 +130,9 @@ def fleet(deployment: tuple[Fleet, Deployment]) -> Fleet:
 
 def planned(run: PlaybookRun) -> dict[str, Any]:
     """The plan a run of adjust.yml computed and applied, by dependency."""
-    result = run.task("Compute the replication plan from the graph, the state store and health")["hosts"]["localhost"]
+    # run_once on the fleet's first host (delegated to the controller), whatever --limit left in
+    hosts = run.task("Compute the replication plan from the graph, the state store and health")["hosts"]
+    result = next(iter(hosts.values()))
     return {d["name"]: d for d in result["plan"]["dependencies"]}
 
 

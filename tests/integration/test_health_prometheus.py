@@ -31,7 +31,7 @@ from depmirror.cli.main import main
 from depmirror.graph.health_spec import HealthSpec
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
-from depmirror.health.checker import PrometheusHealthChecker
+from depmirror.health.checker import UNHEALTHY_BELOW, PrometheusHealthChecker
 from depmirror.health.evaluate import HealthReport, InstanceVerdict, collect_snapshot, fetch_health
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
@@ -244,3 +244,25 @@ def test_a_stopped_prometheus_gives_unknown_and_no_destructive_decision(lab: Lab
     assert all(score is None for score in snapshot.zones.values())
     view = asyncio.run(PrometheusHealthChecker(lab.graph, url, None, 2.0, INTERVAL).check("web", "web@vm-a1"))
     assert view.failed_instance == "unknown" and view.healthy_targets() == []
+
+
+def test_an_unhealthy_override_moves_the_runner_recheck_threshold(lab: Lab) -> None:
+    # After the kill above, `doomed` scores 0.0: failing at the graph's threshold (0.5). An override of the
+    # runner (runner/policy.py `use_threshold`) at 0.0 for this dependency makes nothing score below it.
+    key = "doomed@vm-a1"
+    checker = PrometheusHealthChecker(lab.graph, lab.prometheus_url, None, 2.0, INTERVAL)
+    wait_until(
+        lambda: asyncio.run(checker.check("doomed", key)).failed_instance == "unhealthy", 20, f"{key} to be failing"
+    )
+
+    def with_override(dependency: str) -> str:
+        async def check() -> str:
+            UNHEALTHY_BELOW.set((dependency, 0.0))
+            return (await checker.check("doomed", key)).failed_instance
+
+        return asyncio.run(check())
+
+    # Down is still an SLO breach (degraded, "unknown" to the runner), but no longer below the threshold:
+    # not `unhealthy`, so the runner does not roll back.
+    assert with_override("doomed") == "unknown"
+    assert with_override("web") == "unhealthy", "another dependency's override leaves this one's threshold"

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ BINARIES = {
     "alertmanager": "/usr/bin/prometheus-alertmanager",
 }
 # Stopped in this order: nothing sends to a process that has gone.
-NAMES = ("prometheus", "alertmanager", "runner", "blackbox")
+NAMES = ("prometheus", "alertmanager", "alertmanager-2", "runner", "blackbox")
+ALERTMANAGERS = ("alertmanager", "alertmanager-2")
 BLACKBOX_MODULES = {
     "modules": {
         "http_2xx": {"prober": "http", "timeout": "1s", "http": {"preferred_ip_protocol": "ip4"}},
@@ -58,6 +60,9 @@ class WatchSettings:
     # must raise it, or its alert is damped as flapping, as it should be in a fleet.
     flap_max_transitions: int = 6
     fast_path: bool = True
+    # 2: two Alertmanagers in a cluster (gossip on loopback, --cluster.peer each other), both alerted by
+    # Prometheus and both sending to the runner, as docs/ha.md deploys them (issue 17).
+    alertmanagers: int = 1
 
 
 @dataclass
@@ -73,13 +78,21 @@ class Watch:
     # [dependency, host, role] of every instance the watch was started with: a fenced instance is still
     # probed, so that failback can see it recover.
     instances: list[list[str]] = field(default_factory=list)
+    # Every Alertmanager's URL (the first is alertmanager_url); more than one: they form a cluster.
+    alertmanager_urls: list[str] = field(default_factory=list)
 
-    def refresh_targets(self) -> None:
+    def refresh_targets(self, wait_s: float = 0.0) -> None:
         """Re-label the probes with the roles the store records now (after a switchover or failback).
 
         Prometheus reads the file_sd file again by itself; the monitoring role does the same on adjust.
+        `wait_s` > 0: also wait (up to that long) until Prometheus probes with the new labels.
         """
-        write_targets(self.dir / "targets.json", self.graph, self.store, [(d, h, r) for d, h, r in self.instances])
+        written = time.time()
+        wanted = write_targets(
+            self.dir / "targets.json", self.graph, self.store, [(d, h, r) for d, h, r in self.instances]
+        )
+        if wait_s > 0:
+            wait_targets_applied(self.prometheus_url, wanted, written, wait_s)
 
     def save(self) -> None:
         (self.dir / "watch.json").write_text(json.dumps({**asdict(self), "dir": str(self.dir)}, indent=2))
@@ -109,8 +122,11 @@ def current_roles(store_url: str) -> dict[tuple[str, str], str]:
     return roles
 
 
-def write_targets(file: Path, graph_path: str, store_url: str, instances: Sequence[tuple[str, str, str]]) -> None:
-    """instances: (dependency, host, role when deployed); one fenced out of routing is probed as a non-primary."""
+def write_targets(
+    file: Path, graph_path: str, store_url: str, instances: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str], str]:
+    """instances: (dependency, host, role when deployed); one fenced out of routing is probed as a non-primary.
+    Returns the role each (dependency, host) is probed as now."""
     graph = load_graph(graph_path)
     roles = current_roles(store_url)
     refs = []
@@ -120,6 +136,53 @@ def write_targets(file: Path, graph_path: str, store_url: str, instances: Sequen
     temp = file.with_suffix(".tmp")
     temp.write_text(json.dumps(render_targets(graph, refs)))
     temp.replace(file)  # atomic: Prometheus never reads half a file
+    return {(ref.dependency, ref.host): ref.role or "" for ref in refs}
+
+
+def wait_targets_applied(
+    prometheus_url: str, wanted: dict[tuple[str, str], str], since: float, timeout_s: float
+) -> None:
+    """Until Prometheus has scraped every probe with the role it was given, after `since`.
+
+    Prometheus hands file_sd changes to its scrape pools at most every 5 s, and a target whose labels changed
+    is a new target: its scrape loop starts afresh at its own offset and the old series goes stale. A fault in
+    that window is seen late (up to the 5 s plus one interval), so a fault that follows a re-label waits here.
+    """
+    deadline = time.monotonic() + timeout_s
+    missing: set[tuple[str, str]] = set(wanted)
+    while time.monotonic() < deadline:
+        missing = set(wanted) - _scraped_since(prometheus_url, wanted, since)
+        if not missing:
+            return
+        time.sleep(0.25)
+    shown = ", ".join(f"{d}@{h} as {wanted[(d, h)]}" for d, h in sorted(missing)[:5])
+    raise LabError(f"Prometheus did not probe {shown} with its new role within {timeout_s:.0f}s of the re-label")
+
+
+def _scraped_since(prometheus_url: str, wanted: dict[tuple[str, str], str], since: float) -> set[tuple[str, str]]:
+    """The (dependency, host) whose active target carries the wanted role, has no twin with another role, and
+    was scraped after `since`."""
+    try:
+        with urllib.request.urlopen(f"{prometheus_url}/api/v1/targets?state=active", timeout=2) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    roles: dict[tuple[str, str], set[str]] = {}
+    fresh: set[tuple[str, str]] = set()
+    for target in targets:
+        labels = target.get("labels", {})
+        key = (labels.get("dependency", ""), labels.get("host", ""))
+        if key not in wanted:
+            continue
+        roles.setdefault(key, set()).add(labels.get("role", ""))
+        last = str(target.get("lastScrape", ""))
+        try:
+            scraped = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        if labels.get("role") == wanted[key] and scraped > since:
+            fresh.add(key)
+    return {key for key in fresh if roles.get(key) == {wanted[key]}}
 
 
 def start(paths: LabPaths, settings: WatchSettings) -> Watch:
@@ -131,13 +194,17 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     workdir.mkdir(parents=True, exist_ok=True)
     # A fresh start for a fresh fleet: Alertmanager's notification log from an earlier run would hold back
     # an identical alert as "already sent" for repeat_interval (it did, to a benchmark: no webhook for 30 s).
-    for data in ("alertmanager-data", "prometheus-data"):
+    for data in ("alertmanager-data", "alertmanager-2-data", "prometheus-data"):
         shutil.rmtree(workdir / data, ignore_errors=True)
+    if settings.alertmanagers not in (1, 2):
+        raise LabError(f"alertmanagers is {settings.alertmanagers} (fix: 1, or 2 for a cluster)")
     graph = load_graph(settings.graph)
     roles = current_roles(settings.store)
     if not roles:
         raise LabError(f"{settings.store} holds no applied plan (fix: run playbooks/adjust.yml with this store first)")
-    ports = {name: _free_port() for name in ("blackbox", "prometheus", "alertmanager", "runner")}
+    managers = ALERTMANAGERS[: settings.alertmanagers]
+    ports = {name: _free_port() for name in ("blackbox", "prometheus", "runner", *managers)}
+    gossip = {name: _free_port() for name in managers} if len(managers) > 1 else {}
     token = secrets.token_hex(16)
     (workdir / "token").write_text(token)
     (workdir / "token").chmod(0o600)
@@ -151,6 +218,7 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
         token=token,
         inventories=[str(p.resolve()) for p in settings.inventories],
         instances=[[d, h, role] for (d, h), role in sorted(roles.items())],
+        alertmanager_urls=[f"http://127.0.0.1:{ports[name]}" for name in managers],
     )
     every = f"{settings.interval_s:g}s"
     (workdir / "blackbox.yml").write_text(yaml.safe_dump(BLACKBOX_MODULES))
@@ -161,8 +229,10 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
             {
                 "global": {"scrape_interval": every, "evaluation_interval": every},
                 "rule_files": [str(workdir / "rules.yml")],
+                # Prometheus alerts every Alertmanager itself: a cluster shares silences and notification
+                # logs, not the alerts it is sent.
                 "alerting": {
-                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports['alertmanager']}"]}]}]
+                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports[m]}" for m in managers]}]}]
                 },
                 "scrape_configs": scrape_configs(
                     f"127.0.0.1:{ports['blackbox']}", [str(workdir / "targets.json")], settings.interval_s
@@ -176,6 +246,8 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
 
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
+    for old in logs.glob("*.log"):
+        old.unlink()  # one watch, one set of logs: a chain read from them never mixes two fleets
     daemons.start(
         paths,
         "blackbox",
@@ -192,18 +264,8 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
         [sys.executable, "-m", "depmirror.cli", "serve", "--config", str(workdir / "runner.yml")],
         logs / "runner.log",
     )
-    daemons.start(
-        paths,
-        "alertmanager",
-        [
-            BINARIES["alertmanager"],
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",
-        ],
-        logs / "alertmanager.log",
-    )
+    for name in managers:
+        daemons.start(paths, name, _alertmanager_argv(workdir, name, ports[name], gossip), logs / f"{name}.log")
     daemons.start(
         paths,
         "prometheus",
@@ -217,7 +279,7 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     )
     ready = {
         "the runner": f"{watch.runner_url}/readyz",
-        "Alertmanager": f"{watch.alertmanager_url}/-/ready",
+        **{f"Alertmanager {url}": f"{url}/-/ready" for url in watch.alertmanager_urls},
         "Prometheus": f"{watch.prometheus_url}/-/ready",
     }
     for name, url in ready.items():
@@ -230,6 +292,27 @@ def stop(paths: LabPaths) -> list[str]:
     return [name for name in NAMES if daemons.stop(paths, name)]
 
 
+def _alertmanager_argv(workdir: Path, name: str, port: int, gossip: dict[str, int]) -> list[str]:
+    """One Alertmanager; with `gossip` (name -> cluster port, two or more) it joins the others' cluster."""
+    cluster = ["--cluster.listen-address="]
+    if gossip:
+        cluster = [
+            f"--cluster.listen-address=127.0.0.1:{gossip[name]}",
+            f"--cluster.advertise-address=127.0.0.1:{gossip[name]}",
+            *(f"--cluster.peer=127.0.0.1:{p}" for other, p in sorted(gossip.items()) if other != name),
+        ]
+    return [
+        BINARIES["alertmanager"],
+        f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / f'{name}-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *cluster,
+        # Debug: the only level at which it logs receiving, flushing and notifying each alert, the
+        # evidence lab/src/depmirror_lab/chain.py reads for a failed or slow failover.
+        "--log.level=debug",
+    ]
+
+
 def _alertmanager(watch: Watch, workdir: Path) -> dict[str, Any]:
     return {
         "route": {
@@ -237,7 +320,10 @@ def _alertmanager(watch: Watch, workdir: Path) -> dict[str, Any]:
             # One notification per failing instance, at once: the runner dedups and decides per dependency.
             "group_by": ["dependency", "instance"],
             "group_wait": "0s",
-            "group_interval": "1s",
+            # A new alert that joins a group Alertmanager still holds waits for the group's next tick, not
+            # group_wait: Prometheus re-sends a resolved alert every minute for 15 minutes, which brings the
+            # group of an instance that failed before back, and its next failure waited up to 1 s (issue 22).
+            "group_interval": "250ms",
             "repeat_interval": "1h",
         },
         "receivers": [

@@ -75,6 +75,13 @@ def register(subparsers: Any) -> None:
     )
     watch.add_argument("--interval", type=float, default=1.0, help="scrape and evaluation interval, seconds")
     watch.add_argument("--cooldown", type=float, default=10.0, help="the runner's cooldown per dependency, s")
+    watch.add_argument(
+        "--alertmanagers",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: two Alertmanagers in a cluster (--cluster.peer), both alerted and both sending to the runner",
+    )
     watch.add_argument("--stop", action="store_true", help="stop the watchers instead")
     watch.set_defaults(func=_watch)
 
@@ -83,7 +90,10 @@ def register(subparsers: Any) -> None:
         help="fault a dependency's primary and time the automatic switchover",
         description="Needs `depmirror lab watch`. Faults the primary (kill: SIGKILL kept down; hang: SIGSTOP; "
         "cut: the VM's cable), runs a client loop through the LB, waits for the runner's event and prints the "
-        "times and the client's failed requests. The fault stays until `depmirror lab failover --repair`.",
+        "times, the client's failed requests and each step of the chain (probe failed in Prometheus, alert "
+        "firing, Alertmanager flushed it, webhook received, action started, switched); for a fault that did not "
+        "switch or switched over 3 s, the runner's decisions with their reasons and the watchers' log lines. "
+        "Exit 1 when nothing switched. The fault stays (`depmirror lab restore` undoes a cut).",
     )
     failover.add_argument("kind", choices=("kill", "hang", "cut"))
     failover.add_argument("dependency")
@@ -168,10 +178,11 @@ def _watch(args: argparse.Namespace) -> int:
             collection=paths.root,
             interval_s=args.interval,
             cooldown_s=args.cooldown,
+            alertmanagers=args.alertmanagers,
         ),
     )
     print(
-        f"lab watch: Prometheus {watched.prometheus_url}, Alertmanager {watched.alertmanager_url}, "
+        f"lab watch: Prometheus {watched.prometheus_url}, Alertmanager {' '.join(watched.alertmanager_urls)}, "
         f"runner {watched.runner_url} (logs in {watched.dir / 'logs'})"
     )
     return 0
@@ -199,4 +210,20 @@ def _failover(args: argparse.Namespace) -> int:
         print(f"  fault -> switched   {result.fault_to_switched_s} s")
         print(f"  webhook -> switched {result.webhook_to_switched_s} s  {result.timings}")
         print(f"  client through {args.lb}:{port}: {result.requests} requests, {len(result.client_errors)} failed")
-    return 0 if result.outcome == "succeeded" else 1
+        _print_chain(result)
+    return 1 if result.failed_fault else 0
+
+
+def _print_chain(result: Any) -> None:
+    """Each step of the chain, seconds after the fault; for a failed or slow fault, the decisions and logs."""
+    at = result.chain.get("at", {})
+    print("  chain (s after the fault): " + ", ".join(f"{step} {at.get(step)}" for step in at if step != "fault"))
+    if result.chain.get("broke_at"):
+        print(f"  broke at: {result.chain['broke_at']}")
+    if not (result.failed_fault or result.slow):
+        return
+    for decision in result.chain.get("decisions", []):
+        print(f"  decision +{decision['at']}s: {decision['kind']} {decision['outcome']}: {decision['reason']}")
+    for name, lines in result.chain.get("logs", {}).items():
+        for line in lines[-10:]:
+            print(f"  {name}: {line}")

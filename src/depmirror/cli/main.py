@@ -19,6 +19,10 @@ COMMAND_MODULES = (
     "depmirror.cli.history",
     "depmirror.cli.serve",
     "depmirror.cli.store",
+    "depmirror.cli.zone",
+    "depmirror.cli.policy",
+    "depmirror.cli.switchover",
+    "depmirror.cli.pyinfra",
 )
 
 

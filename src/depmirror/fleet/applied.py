@@ -8,12 +8,13 @@ Replication-factor changes are also appended to the rollback history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from depmirror.fleet.partial import HELD_BACK_KEY, applied_part
 from depmirror.planner.state import State
-from depmirror.store import Event, RfChange, open_store
+from depmirror.store import Event, RfChange, StoreError, open_store
 
 PLAN_KEY = "plan"
 STATE_KEY = "state"
@@ -59,16 +60,40 @@ class RecordResult:
     rf_changes: dict[str, tuple[int | None, int]] = field(default_factory=dict)
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    held_back: list[dict[str, Any]] = field(default_factory=list)
 
 
-def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool = False) -> RecordResult:
-    """Store `plan` (as the `plan` action returns it; its `state` is what the planner needs next)."""
-    next_state = State.from_dict(plan.get("state", {}), "plan.state")
-    shown = {k: v for k, v in plan.items() if k != "state"}
-    primaries = {item["name"]: item["primary"]["host"] for item in shown.get("dependencies", []) if item.get("primary")}
-    rfs = {item["name"]: int(item["replication_factor"]) for item in shown.get("dependencies", [])}
+def part_to_apply(store_url: str | None, plan: dict[str, Any], reached: Collection[str]) -> dict[str, Any]:
+    """The part of `plan` a run reaching the hosts `reached` applies, against the record in the store now
+    (fleet/partial.py says how); the whole plan when nothing is recorded yet and every host is reached."""
+    previous = None
+    if store_url:
+        try:
+            with open_store(store_url, create=False) as store:
+                previous = store.applied_plan()
+        except StoreError:
+            # The plan was just computed from this store, which raised unless it does not exist yet.
+            previous = None
+    return applied_part(plan, previous, reached)
+
+
+def record_applied_plan(
+    store_url: str, plan: dict[str, Any], *, reached: Collection[str] | None = None, dry_run: bool = False
+) -> RecordResult:
+    """Store `plan` (as the `plan` action returns it; its `state` is what the planner needs next).
+
+    `reached`: the hosts the run applied it on (those the limit left in and that did not fail); the record
+    then takes the plan only there and keeps what it said elsewhere (fleet/partial.py). None: every host.
+    """
     with open_store(store_url) as store:
         before_record = store.applied_plan() or {}
+        if reached is not None:
+            plan = applied_part(plan, before_record, reached)
+        next_state = State.from_dict(plan.get("state", {}), "plan.state")
+        shown = {k: v for k, v in plan.items() if k != "state"}
+        dependencies = shown.get("dependencies", [])
+        primaries = {item["name"]: item["primary"]["host"] for item in dependencies if item.get("primary")}
+        rfs = {item["name"]: int(item["replication_factor"]) for item in dependencies}
         before = _summary(plan_of(before_record), store.primaries())
         after = _summary(shown, primaries)
         old_rfs = {name: s["replication_factor"] for name, s in before.items()}
@@ -82,7 +107,7 @@ def record_applied_plan(store_url: str, plan: dict[str, Any], *, dry_run: bool =
             for dependency, (old, new) in rf_changes.items():
                 store.record_rf_change(RfChange(dependency=dependency, rf=new))
                 store.append_event(_rf_event(dependency, old, new, shown))
-    return RecordResult(changed, primaries, rf_changes, before, after)
+    return RecordResult(changed, primaries, rf_changes, before, after, list(plan.get(HELD_BACK_KEY) or []))
 
 
 def _summary(plan: dict[str, Any], primaries: dict[str, str]) -> dict[str, Any]:

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from depmirror.fleet.current import load_planner_inputs
+from depmirror.fleet.current import load_planner_inputs, shifted_zones
 from depmirror.gc_pause import paused_gc
+from depmirror.graph.groups import LOAD_BALANCER_GROUP
 from depmirror.graph.load import load_graph
 from depmirror.graph.model import Graph
 from depmirror.planner.plan import compute_plan
 from depmirror.views.inventory import inventory_document
+from depmirror.views.upstreams import SHIFTED_ZONES_KEY
 
 
 def plan_for_playbook(
@@ -25,13 +27,14 @@ def plan_for_playbook(
     prometheus_timeout: float = 5.0,
 ) -> tuple[dict[str, Any], list[str]]:
     """The plan as `depmirror plan --format json` prints it, and warnings (e.g. why health is unknown)."""
-    return _plan_document(
+    document, warnings, _ = _plan_document(
         load_graph(graph_path),
         store=store,
         prometheus_url=prometheus_url,
         prometheus_token=prometheus_token,
         prometheus_timeout=prometheus_timeout,
     )
+    return document, warnings
 
 
 @paused_gc()  # the graph, the plan and the document of a 10k fleet: see gc_pause.py
@@ -43,15 +46,19 @@ def build_inventory(
     prometheus_token: str | None = None,
     prometheus_timeout: float = 5.0,
 ) -> dict[str, Any]:
-    graph = load_graph(graph_path)
-    plan, warnings = _plan_document(
-        graph,
+    plan, warnings, graph = _plan_document(
+        load_graph(graph_path),
         store=store,
         prometheus_url=prometheus_url,
         prometheus_token=prometheus_token,
         prometheus_timeout=prometheus_timeout,
     )
+    # The graph with the overrides in force: a `*` health threshold reaches the upstreams' `down` marks.
     document = inventory_document(graph, plan, store)
+    shifted = plan["routing"].get(SHIFTED_ZONES_KEY)
+    if shifted and LOAD_BALANCER_GROUP in document["groups"]:
+        # The nginx_upstream role's routing: the zones' instances become backups (views/upstreams.py).
+        document["groups"][LOAD_BALANCER_GROUP]["vars"]["depmirror_routing"][SHIFTED_ZONES_KEY] = shifted
     document["warnings"] = warnings
     return document
 
@@ -64,15 +71,23 @@ def _plan_document(
     prometheus_url: str | None,
     prometheus_token: str | None,
     prometheus_timeout: float,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], Graph]:
+    """The plan document, its warnings, and the graph it was planned from (overrides applied)."""
+    # The clock is passed in: without `now` the planner takes the newest time in the state, and no
+    # stabilisation window would ever end. The overrides and the history are read at the same time.
+    now = time.time()
     inputs = load_planner_inputs(
         graph,
         store=store,
         prometheus_url=prometheus_url,
         prometheus_token=prometheus_token,
         prometheus_timeout=prometheus_timeout,
+        now=now,
     )
-    # The clock is passed in: without `now` the planner takes the newest time in the state, and no
-    # stabilisation window would ever end.
-    plan = compute_plan(graph, inputs.state, inputs.health, now=time.time())
-    return plan.to_dict(), [*inputs.warnings, *plan.warnings]
+    planned = inputs.graph or graph  # with the overrides in force applied
+    plan = compute_plan(planned, inputs.state, inputs.health, now=now, history=inputs.failures)
+    document = plan.to_dict()
+    shifted = shifted_zones(planned, inputs.state, now)
+    if shifted:  # absent without a shift: the plan stays byte for byte what it was
+        document["routing"][SHIFTED_ZONES_KEY] = shifted
+    return document, [*inputs.warnings, *plan.warnings], planned

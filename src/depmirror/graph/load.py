@@ -10,35 +10,24 @@ import functools
 import ipaddress
 import json
 import re
+import reprlib
 from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from depmirror.errors import ConfigError
 from depmirror.gc_pause import paused_gc
-from depmirror.graph.health_spec import HealthSpec
-from depmirror.graph.model import (
-    VM,
-    Dependency,
-    DeploySpec,
-    Edge,
-    Graph,
-    HealthThresholds,
-    LoadBalancer,
-    ModeRules,
-    Policy,
-    ReplicationPolicy,
-    ReplicationRules,
-    RoutingPolicy,
-    Service,
-    Slo,
-    WeightPolicy,
-    Zone,
-)
+from depmirror.graph.build import build_graph
+from depmirror.graph.groups import check_group_names
+from depmirror.graph.model import STATEFUL_KINDS, Dependency, Graph
+from depmirror.graph.yaml_file import load_yaml as _load_yaml
+
+# A 10k-dependency graph is 3.8 MB (docs/performance.md); 16 MiB is four times that, and a file this size
+# already takes about a minute and several GB to load.
+MAX_GRAPH_BYTES = 16 * 1024 * 1024
 
 _PATTERN_HELP = {
     "^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$": "lowercase letters, digits, '-' and '_', at most 63 characters, "
@@ -46,6 +35,10 @@ _PATTERN_HELP = {
     "^[0-9]+(ms|s|m|h)$": "a duration such as 500ms, 10s, 2m",
     "^/": "a URL path starting with /",
     "^[a-z0-9_ ]+$": "nginx proxy_next_upstream words, e.g. 'error timeout http_502'",
+    # policy.zonal_shift.expires: a duration of 72h at most, in whole hours, minutes or seconds.
+    "^(([1-9]|[1-6][0-9]|7[0-2])h|([1-9][0-9]{0,2}|[1-3][0-9]{3}|4[0-2][0-9]{2}|43[01][0-9]|4320)m"
+    "|([1-9][0-9]{0,4}|1[0-9]{5}|2[0-4][0-9]{4}|25[0-8][0-9]{3}|259[01][0-9]{2}|259200)s)$": "a duration of at "
+    "most 72h such as 30m or 1h (a zonal shift always ends)",
 }
 _NAME_PATTERN = "^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 _HOSTNAME = re.compile(
@@ -59,86 +52,28 @@ def load_graph(path: str | Path) -> Graph:
     source = str(path)
     try:
         # Bytes, not text: libyaml reads UTF-8 itself, and skips a decode and re-encode of the file.
-        text = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_GRAPH_BYTES + 1)
     except OSError as error:
         raise ConfigError(
             source, "", f"cannot read the graph file: {error.strerror}", "give --graph an existing file"
         ) from error
+    if len(text) > MAX_GRAPH_BYTES:
+        raise ConfigError(
+            source,
+            "",
+            f"the graph file is larger than {MAX_GRAPH_BYTES // (1024 * 1024)} MiB",
+            "split the fleet into several graph files (a 10,000-dependency graph is about 4 MB)",
+        )
     return parse_graph(_load_yaml(text, source), source)
 
 
 def parse_graph(data: Any, source: str) -> Graph:
     """Validate already-parsed data (from YAML or built in code) and build the Graph."""
     _check_schema(data, source)
-    graph = _build(data, source)
+    graph = build_graph(data, source)
     _check_semantics(graph)
     return graph
-
-
-# --- YAML -------------------------------------------------------------------------------------------
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader that refuses duplicate keys: PyYAML would silently keep the last one."""
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    """SafeConstructor.construct_mapping in one pass over the keys, refusing duplicate keys.
-
-    Merged entries (`<<: *anchor`) come first and may be overridden: only the mapping's own keys count.
-    """
-    own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
-    loader.flatten_mapping(node)
-    first_own = len(node.value) - own
-    mapping: dict[Any, Any] = {}
-    lines: dict[Any, int] = {}
-    for index, (key_node, value_node) in enumerate(node.value):
-        key = loader.construct_object(key_node, deep=deep)
-        value = loader.construct_object(value_node, deep=deep)
-        try:
-            if index >= first_own:
-                if key in lines:
-                    raise _DuplicateKey(key, key_node.start_mark.line + 1, lines[key])
-                lines[key] = key_node.start_mark.line + 1
-            mapping[key] = value
-        except TypeError:  # an unhashable key, such as a mapping used as a key
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
-            ) from None
-    return mapping
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first_line: int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.line = line
-        self.first_line = first_line
-
-
-def _load_yaml(text: str | bytes, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except _DuplicateKey as dup:
-        raise ConfigError(
-            source,
-            f"line {dup.line}",
-            f"duplicate name {dup.key!r} (first defined at line {dup.first_line})",
-            "every name may appear once; rename or merge the two entries",
-        ) from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(source, where, f"not valid YAML: {problem}", "fix the YAML syntax") from None
 
 
 # --- schema -----------------------------------------------------------------------------------------
@@ -193,14 +128,22 @@ def _check_schema(data: Any, source: str) -> None:
 def _dotted(parts: Iterable[Any]) -> str:
     text = ""
     for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = str(part) if len(str(part)) <= 80 else str(part)[:77] + "..."  # keeps the error one short line
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
 
 
 def _explain_schema_error(error: jsonschema.ValidationError) -> tuple[str, str, str]:
     path = list(error.absolute_path)
     field = _dotted(path) or "(top level)"
     kind, expected, value = error.validator, error.validator_value, error.instance
+    shown = _Short(value)
     schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if kind == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
@@ -212,22 +155,39 @@ def _explain_schema_error(error: jsonschema.ValidationError) -> tuple[str, str, 
         return _dotted([*path, extra[0]]), "unknown field", f"allowed here: {', '.join(allowed)}"
     if "propertyNames" in error.absolute_schema_path:
         # The instance is the offending key itself; name it in the path so the user finds it.
-        return _dotted([*path, str(value)]), f"invalid name {value!r}", _PATTERN_HELP[_NAME_PATTERN]
+        return _dotted([*path, str(value)]), f"invalid name {shown!r}", _PATTERN_HELP[_NAME_PATTERN]
     if kind == "pattern":
-        return field, f"{value!r} is not allowed", _PATTERN_HELP.get(str(expected), f"match {expected}")
+        return field, f"{shown!r} is not allowed", _PATTERN_HELP.get(str(expected), f"match {expected}")
     if kind == "enum":
         allowed_values = ", ".join(str(v) for v in schema.get("enum", []))
-        return field, f"{value!r} is not allowed", f"one of: {allowed_values}"
+        return field, f"{shown!r} is not allowed", f"one of: {allowed_values}"
     if kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
-        return field, f"expected {wanted}, got {type(value).__name__} {value!r}", f"a value of type {wanted}"
+        return field, f"expected {wanted}, got {type(value).__name__} {shown!r}", f"a value of type {wanted}"
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return field, f"{value!r} is out of range", _range_text(schema)
+        return field, f"{shown!r} is out of range", _range_text(schema)
     if kind == "minProperties":
         return field, "is empty", "add at least one entry"
+    if kind == "minItems":
+        return field, "is empty", "a list of at least one string (the program, then its arguments)"
+    if kind == "minLength":
+        return field, "is empty", "a non-empty string"
     if kind == "const":
-        return field, f"{value!r} is not supported", f"use {expected!r}"
-    return field, error.message, "see docs/graph.md"
+        return field, f"{shown!r} is not supported", f"use {expected!r}"
+    return field, f"{shown!r} does not match the schema ({kind})", "see docs/graph.md"
+
+
+class _Short:
+    """A value as an error message shows it: its repr cut short, so a huge value still gives one short line."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return _SHORT.repr(self.value)
+
+    def __str__(self) -> str:
+        return repr(self)
 
 
 def _range_text(schema: dict[str, Any]) -> str:
@@ -240,65 +200,6 @@ def _range_text(schema: dict[str, Any]) -> str:
     if "maximum" in schema:
         parts.append(f"<= {schema['maximum']}")
     return f"{kind} {' and '.join(parts)}"
-
-
-# --- building ---------------------------------------------------------------------------------------
-
-
-def _build(data: dict[str, Any], source: str) -> Graph:
-    return Graph.build(
-        source=source,
-        dependencies=[_dependency(name, spec) for name, spec in data["dependencies"].items()],
-        services=[_service(name, spec) for name, spec in (data.get("services") or {}).items()],
-        zones=[Zone(name, (spec or {}).get("description", "")) for name, spec in data["zones"].items()],
-        vms=[VM(host, spec["address"], spec["zone"], spec.get("capacity", 4)) for host, spec in data["vms"].items()],
-        load_balancers=[
-            LoadBalancer(host, spec["address"], spec.get("zone"))
-            for host, spec in (data.get("load_balancers") or {}).items()
-        ],
-        policy=_policy(data.get("policy") or {}),
-    )
-
-
-def _edges(consumer: str, calls: dict[str, Any] | None) -> tuple[Edge, ...]:
-    return tuple(Edge(consumer, target, float(call["rate"])) for target, call in (calls or {}).items())
-
-
-def _service(name: str, spec: dict[str, Any]) -> Service:
-    return Service(name=name, tier=spec["tier"], depends_on=_edges(name, spec.get("depends_on")))
-
-
-def _dependency(name: str, spec: dict[str, Any]) -> Dependency:
-    replication = spec.get("replication", {})
-    rate = spec.get("request_rate")
-    return Dependency(
-        name=name,
-        tier=spec["tier"],
-        kind=spec["kind"],
-        port=spec["port"],
-        request_rate=None if rate is None else float(rate),
-        slo=Slo(**{k: float(v) for k, v in spec.get("slo", {}).items()}),
-        replication=ReplicationPolicy(
-            min_rf=replication.get("min", 1),
-            max_rf=replication.get("max", max(3, replication.get("min", 1))),
-            mode=replication.get("mode", "auto"),
-        ),
-        cost=float(spec.get("cost", 1.0)),
-        deploy=DeploySpec(**spec.get("deploy", {})),
-        depends_on=_edges(name, spec.get("depends_on")),
-        health=HealthSpec(**spec["health"]) if "health" in spec else None,
-    )
-
-
-def _policy(spec: dict[str, Any]) -> Policy:
-    return Policy(
-        cost_budget=spec.get("cost_budget"),
-        weights=WeightPolicy(**spec.get("weights", {})),
-        replication=ReplicationRules(**spec.get("replication", {})),
-        mode=ModeRules(**spec.get("mode", {})),
-        health=HealthThresholds(**spec.get("health", {})),
-        routing=RoutingPolicy(**spec.get("routing", {})),
-    )
 
 
 # --- semantic checks --------------------------------------------------------------------------------
@@ -334,6 +235,7 @@ def _check_names(graph: Graph) -> None:
                 f"duplicate name: {host!r} is also a VM",
                 "give the load balancer and the VM different host names",
             )
+    check_group_names(graph)
 
 
 def _check_zones(graph: Graph) -> None:
@@ -444,20 +346,48 @@ def _check_dependencies(graph: Graph) -> None:
                 "(constraint: never two instances of a dependency on one VM)",
                 f"lower min to at most {vm_count} or add VMs",
             )
-        if dep.stateful and rep.mode == "active-active":
+        if not dep.multi_writer and rep.mode == "active-active":
+            what = dep.kind if dep.kind in STATEFUL_KINDS else f"{dep.kind} with a `stateful:` block"
             raise ConfigError(
                 graph.source,
                 f"{where}.replication.mode",
-                f"{dep.kind} is stateful and cannot be active-active",
+                f"{what} is stateful (one writer) and cannot be active-active",
                 "active-passive or auto",
             )
-        if not dep.stateful and not dep.deploy.command:
+        if dep.state is not None:
+            _check_argv(graph, where, dep)
+        if dep.kind not in STATEFUL_KINDS and not dep.deploy.command:
             raise ConfigError(
                 graph.source,
                 f"{where}.deploy.command",
                 f"a {dep.kind} dependency needs a command to run",
                 "e.g. deploy: {command: 'python3 -m http.server {port}'}",
             )
+
+
+# What would make Ansible (or a shell) read an argument as code: the commands run as the argv given, so say so.
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def _check_argv(graph: Graph, where: str, dep: Dependency) -> None:
+    assert dep.state is not None
+    if dep.kind in STATEFUL_KINDS:
+        raise ConfigError(
+            graph.source,
+            f"{where}.stateful",
+            f"{dep.kind} has its own promote, fence and lag steps",
+            "remove `stateful:` (it is for engines without a kind of their own, as http or tcp)",
+        )
+    for step, argv in (("promote", dep.state.promote), ("fence", dep.state.fence), ("lag", dep.state.lag)):
+        for index, argument in enumerate(argv):
+            if any(marker in argument for marker in _TEMPLATE_MARKERS):
+                raise ConfigError(
+                    graph.source,
+                    f"{where}.stateful.{step}[{index}]",
+                    f"{argument[:60]!r} looks like a template: depmirror runs each argument as written, "
+                    "never through Jinja or a shell",
+                    "write the literal argument: each reaches the program exactly as written",
+                )
 
 
 def _check_policy(graph: Graph) -> None:

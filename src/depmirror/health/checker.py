@@ -8,8 +8,11 @@ Verdicts map onto the runner's three words conservatively: the failed instance i
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from depmirror.durations import parse_duration
@@ -19,8 +22,24 @@ from depmirror.graph.model import Graph
 from depmirror.health.evaluate import InstanceVerdict, fetch_health
 from depmirror.health.view import HealthView, TargetHealth
 
+# The health threshold in force for the dependency being decided, when an override sets one (the runner sets
+# it per decision: runner/policy.py, `use_threshold`); (dependency, threshold), None: the graph's.
+UNHEALTHY_BELOW: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+    "depmirror_unhealthy_below", default=None
+)
+
 _FAILED = {"failing": "unhealthy", "healthy": "healthy", "degraded": "unknown", "unknown": "unknown"}
 _CANDIDATE = {"healthy": "healthy", "degraded": "unhealthy", "failing": "unhealthy", "unknown": "unknown"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthRequest:
+    """One re-check of a batch: the dependency, its alerting instance, and the health threshold an override
+    sets for it (None: the graph's)."""
+
+    dependency: str
+    failed_instance: str
+    unhealthy_below: float | None = None
 
 
 class PrometheusHealthChecker:
@@ -30,24 +49,51 @@ class PrometheusHealthChecker:
         self.graph, self.url, self.token, self.timeout, self.interval = graph, url, token, timeout, interval
 
     async def check(self, dependency: str, failed_instance: str) -> HealthView:
+        override = UNHEALTHY_BELOW.get()
+        threshold = override[1] if override is not None and override[0] == dependency else None
+        return (await self.check_many([HealthRequest(dependency, failed_instance, threshold)]))[0]
+
+    async def check_many(self, requests: Sequence[HealthRequest]) -> list[HealthView]:
+        """The re-checks of a batch from one call: one connection to Prometheus, one scrape-interval
+        lookup, the queries of every dependency named; one view per request, in order."""
+        graph = self.graph
+        for request in requests:
+            if request.unhealthy_below is not None:
+                graph = with_threshold(graph, request.dependency, (request.dependency, request.unhealthy_below))
         report = await asyncio.to_thread(
             fetch_health,
-            self.graph,
+            graph,
             self.url,
             None,
             token=self.token,
             timeout=self.timeout,
             interval=self.interval,
-            dependencies={dependency},
+            dependencies={request.dependency for request in requests},
         )
-        verdicts = {v.key: v for v in report.verdicts if v.dependency == dependency}
+        by_dependency: dict[str, dict[str, InstanceVerdict]] = {}
+        for verdict in report.verdicts:
+            by_dependency.setdefault(verdict.dependency, {})[verdict.key] = verdict
+        return [self._view(by_dependency.get(r.dependency, {}), r.failed_instance, report.warnings) for r in requests]
+
+    def _view(
+        self, verdicts: Mapping[str, InstanceVerdict], failed_instance: str, warnings: Sequence[str]
+    ) -> HealthView:
         failed = verdicts.get(failed_instance)
         return HealthView(
             failed_instance=_word(_FAILED, failed),
             candidates={key: _word(_CANDIDATE, v) for key, v in sorted(verdicts.items()) if key != failed_instance},
             source=f"prometheus {self.url}",
-            inputs={"verdicts": [v.to_dict() for v in verdicts.values()], "warnings": list(report.warnings)},
+            inputs={"verdicts": [v.to_dict() for v in verdicts.values()], "warnings": list(warnings)},
         )
+
+
+def with_threshold(graph: Graph, dependency: str, override: tuple[str, float] | None) -> Graph:
+    """`graph` with `dependency`'s health threshold set to the override's (for that dependency only)."""
+    found = graph.dependencies.get(dependency)
+    if override is None or override[0] != dependency or found is None or found.unhealthy == override[1]:
+        return graph
+    dependencies = {**graph.dependencies, dependency: dataclasses.replace(found, unhealthy=override[1])}
+    return dataclasses.replace(graph, dependencies=MappingProxyType(dependencies))
 
 
 def _word(table: Mapping[str, str], verdict: InstanceVerdict | None) -> TargetHealth:

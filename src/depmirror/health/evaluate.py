@@ -145,7 +145,7 @@ def fetch_health(
                 why = f"Prometheus unavailable: {failure}"
                 verdicts.extend(_unknown(graph, ref, queries, why) for ref in refs or [])
                 continue
-            verdicts.extend(_judge(graph, queries, data, refs, graph.policy.health.unhealthy, warnings))
+            verdicts.extend(_judge(graph, queries, data, refs, graph.unhealthy_below(dependency.name), warnings))
     for ref in wanted or []:
         if ref.dependency not in graph.dependencies:
             warnings.append(f"{ref.dependency}@{ref.host}: {ref.dependency!r} is not a dependency of the graph")

@@ -14,7 +14,9 @@ from depmirror.graph.model import VM, Dependency
 
 BLACKBOX_JOB = "depmirror-blackbox"
 # Blackbox exporter modules from Debian's /etc/prometheus/blackbox.yml (also the exporter's defaults).
-PROBE_MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "redis": "tcp_connect"}
+# Every graph kind has one (a KeyError here once made the rules of a `postgresql` dependency unrenderable);
+# a `stateful:` block keeps its kind's probe: promote/fence/lag move state, reachability is still a connect.
+PROBE_MODULES = {"http": "http_2xx", "tcp": "tcp_connect", "redis": "tcp_connect", "postgresql": "tcp_connect"}
 SIGNALS = ("up", "latency", "error_ratio")
 
 

@@ -30,6 +30,10 @@ ROLES = ("primary", "mirror", "standby")
 ACTION_ROLLBACK = "rollback"
 ACTION_ADJUST = "adjust"
 ACTION_NOTIFY = "notify"
+# The zone alert: the runner shifts the zone named by its `zone` label (docs/runner.md, "The zone alert").
+ACTION_ZONAL_SHIFT = "zonal_shift"
+ZONE_ALERT = "DepmirrorZoneDown"
+ZONE_GROUP = "depmirror-zones"
 _NAMED_BY = ("dependency", "host")
 
 
@@ -102,6 +106,34 @@ def render_rules(graph: Graph, interval: float, specs: Mapping[str, HealthSpec] 
         rules = _rules(queries, dependency.slo, hold)
         groups.append({"name": f"depmirror-{dependency.name}", "rules": rules})
     return {"groups": groups}
+
+
+def render_zone_rules(graph: Graph, interval: float) -> dict[str, Any] | None:
+    """The zone alert: at least `alert_fraction` of a zone's probed instances failing, and at least
+    `alert_min_vms` of its VMs with every probe failing, for `samples` probes in a row. None when the
+    policy's mode is `off`. One series per zone, labelled with it; instances of every role count.
+
+    Why VMs for the minimum: one VM runs instances of many dependencies, so in a zone of two VMs one dead
+    VM is half the zone's instances; it must not shift the zone (its own alerts switch what it ran)."""
+    policy = graph.policy.zonal_shift
+    if policy.mode == "off":
+        return None
+    probes = f'probe_success{{job="{BLACKBOX_JOB}"}}'
+    failing = f"count by (zone) ({probes} < 0.5)"
+    dead_vms = f"count by (zone) (max by (zone, host) ({probes}) < 0.5)"
+    expr = (
+        f"({failing} / count by (zone) ({probes})) >= {policy.alert_fraction:g}"
+        f" and on (zone) {dead_vms} >= {policy.alert_min_vms}"
+    )
+    rule = _rule(
+        ZONE_ALERT,
+        expr,
+        format_duration((policy.samples - 1) * interval),
+        {"severity": "critical", "action": ACTION_ZONAL_SHIFT},
+        "Zone {{ $labels.zone }} is down ({{ $value | humanizePercentage }} of its probed instances failing):"
+        " shift every primary out of it",
+    )
+    return {"name": ZONE_GROUP, "rules": [rule]}
 
 
 def _with_instance_labels(expr: str, dependency: str, role: str) -> str:
@@ -203,8 +235,12 @@ def monitoring_config(
 ) -> dict[str, Any]:
     """Everything the `monitoring` role writes that depends on the graph: rules, targets and scrape jobs."""
     seconds = parse_duration(interval)
+    rules = render_rules(graph, seconds)
+    zone_group = render_zone_rules(graph, seconds)
+    if zone_group is not None:
+        rules["groups"].append(zone_group)
     return {
-        "rules": render_rules(graph, seconds),
+        "rules": rules,
         "targets": render_targets(graph, instance_refs(instances)),
         "scrape_configs": scrape_configs(blackbox_address, [targets_file], seconds),
     }

@@ -13,6 +13,9 @@ Zone rules (`zones.py`): a zone that is unhealthy or under a zonal shift gets no
 instances in it stay but do not count towards RF, and its primaries move to another zone (for a stateful
 kind only to a replica that already runs: a new instance would start empty). A minimum RF that only such a
 zone could hold is refused with a plan warning, never placed there.
+History penalties (`policy.learning`, learning.py): a penalised VM takes a new instance only after every
+unpenalised VM of its zone, a penalised zone only after the zones holding as many instances of the
+dependency; what runs stays where it is. Without penalties nothing of the above changes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 from depmirror.errors import ConfigError
 from depmirror.graph.model import Graph, Mode, Role
+from depmirror.planner.learning import Penalties
 from depmirror.planner.state import HealthSnapshot, InstanceRecord
 from depmirror.planner.zones import ZoneRules, ZoneVerdict, judge_zones
 
@@ -79,13 +83,19 @@ def place(
     existing: Mapping[str, list[InstanceRecord]],
     health: HealthSnapshot,
     zones: ZoneRules | None = None,
+    *,
+    penalties: Penalties | None = None,
 ) -> dict[str, DependencyPlacement]:
-    """Place every request; `zones` default: the verdicts of `health`'s zone scores, with no zonal shift."""
+    """Place every request; `zones` default: the verdicts of `health`'s zone scores, with no zonal shift.
+    `penalties`: the history's (learning.py), None while `policy.learning` is off."""
     zones = judge_zones(graph, health) if zones is None else zones
-    pool = _Pool(graph, health, zones)
-    threshold = graph.policy.health.unhealthy
+    pool = _Pool(graph, health, zones, penalties)
     results = {r.name: DependencyPlacement() for r in requests}
-    candidates = {r.name: _examine(graph, health, threshold, r.name, existing.get(r.name, [])) for r in requests}
+    # Each dependency's own threshold (an `unhealthy` override), else the fleet's, judges its instances.
+    candidates = {
+        r.name: _examine(graph, health, graph.unhealthy_below(r.name), r.name, existing.get(r.name, []))
+        for r in requests
+    }
     _claim_capacity(pool, requests, candidates, results)
     for request in requests:
         _trim(pool, request, results[request.name])
@@ -387,10 +397,18 @@ def _primary_held(request: PlacementRequest, result: DependencyPlacement, zones:
     result.warnings.append(f"primary stays on {slot.host}: {rule}, but {why}")
 
 
+# A reason cites this many of a penalty's events at most (a VM that failed a hundred times would otherwise
+# repeat a hundred ids in the reason of every instance placed near it); `depmirror history` lists them all.
+PENALTY_EVENTS_SHOWN = 5
+PENALISED_VMS_NAMED = 3  # a zone with more penalised VMs than this says how many, not which
+
+
 class _Pool:
     """Free capacity per VM, with a max-heap of VMs per zone for O(log n) picks."""
 
-    def __init__(self, graph: Graph, health: HealthSnapshot, zones: ZoneRules) -> None:
+    def __init__(
+        self, graph: Graph, health: HealthSnapshot, zones: ZoneRules, penalties: Penalties | None = None
+    ) -> None:
         threshold = graph.policy.health.unhealthy
         self._vms = graph.vms
         self._free = {host: vm.capacity for host, vm in graph.vms.items()}
@@ -408,9 +426,18 @@ class _Pool:
         self._heaps: dict[str, list[tuple[int, str]]] = {z: [] for z in self._zones}
         self._zone_free = dict.fromkeys(self._zones, 0)
         self._primaries = dict.fromkeys(self._zones, 0)
+        # Penalised VMs stay out of the heaps: they are tried, in order of penalty, once a zone's heap has
+        # nothing for an instance (so that without penalties the picks are exactly what they were).
+        self._vm_penalty = {h: p for h, p in (penalties.vms if penalties else {}).items() if h in graph.vms}
+        self._zone_penalty = {z: p for z, p in (penalties.zones if penalties else {}).items() if z in graph.zones}
+        self._penalised: dict[str, list[str]] = {z: [] for z in self._zones}
+        self._penalty_events = penalties.events if penalties else {}
         for host, vm in sorted(graph.vms.items()):
             if host not in self._excluded:
-                self._heaps[vm.zone].append((-vm.capacity, host))
+                if host in self._vm_penalty:
+                    self._penalised[vm.zone].append(host)
+                else:
+                    self._heaps[vm.zone].append((-vm.capacity, host))
                 self._zone_free[vm.zone] += vm.capacity
         for heap in self._heaps.values():
             heapq.heapify(heap)
@@ -463,7 +490,7 @@ class _Pool:
         if host not in self._excluded:
             self._zone_free[self._vms[host].zone] += free - self._free[host]
         self._free[host] = free
-        if free > 0 and host not in self._excluded:
+        if free > 0 and host not in self._excluded and host not in self._vm_penalty:
             # Lazy heap: stale entries are skipped when popped (their free count no longer matches).
             zone = self._vms[host].zone
             heap = self._heaps[zone]
@@ -485,7 +512,14 @@ class _Pool:
         # the most free capacity, so that writes and load spread over zones too.
         first = not slots or all(s.parked for s in slots)
         ranked = sorted(
-            (self._tier[z], count, self._primaries[z] if first else 0, -self._zone_free[z], z)
+            (
+                self._tier[z],
+                count,
+                self._zone_penalty.get(z, 0.0),
+                self._primaries[z] if first else 0,
+                -self._zone_free[z],
+                z,
+            )
             for z, count in per_zone.items()
         )
         for *_, zone in ranked:
@@ -500,10 +534,34 @@ class _Pool:
                     zone,
                     (
                         f"new: {zone} holds {per_zone[zone]} instance(s), {self._why(zone)}; {host} has most "
-                        f"free capacity there ({free} slot(s)){self._zone_note}"
+                        f"free capacity there ({free} slot(s)){self._zone_note}{self._history_note(zone, host)}"
                     ),
                 )
         return None
+
+    def _history_note(self, zone: str, host: str) -> str:
+        """What the history's penalties did to this pick, with the events they rest on (empty without)."""
+        notes = []
+        if zone in self._zone_penalty:
+            notes.append(
+                f"zone {zone} penalised {self._zone_penalty[zone]:g} by the history ({self._events('zone', zone)})"
+            )
+        if host in self._vm_penalty:
+            notes.append(f"{host} penalised {self._vm_penalty[host]:g} by the history ({self._events('vm', host)})")
+        elif len(self._penalised[zone]) > PENALISED_VMS_NAMED:
+            notes.append(f"{len(self._penalised[zone])} VMs of {zone} penalised by the history are taken last")
+        else:
+            notes.extend(
+                f"{vm} penalised {self._vm_penalty[vm]:g} by the history ({self._events('vm', vm)}): taken last"
+                for vm in self._penalised[zone]
+            )
+        return "".join(f"; {note}" for note in notes)
+
+    def _events(self, kind: str, name: str) -> str:
+        found = self._penalty_events.get(f"{kind}:{name}", ())
+        shown = ", ".join(f"#{event}" for event in found[:PENALTY_EVENTS_SHOWN])
+        more = f" and {len(found) - PENALTY_EVENTS_SHOWN} more" if len(found) > PENALTY_EVENTS_SHOWN else ""
+        return f"events {shown}{more}" if found else "no event ids"
 
     def _why(self, zone: str) -> str:
         if not self._restricted:
@@ -529,4 +587,8 @@ class _Pool:
             break
         for entry in skipped:
             heapq.heappush(heap, entry)
+        if found is None and self._penalised[zone]:
+            free = self._free
+            open_vms = [h for h in self._penalised[zone] if free[h] > 0 and h not in used_hosts]
+            found = min(open_vms, key=lambda h: (self._vm_penalty[h], -free[h], h), default=None)
         return found

@@ -11,12 +11,14 @@ the same. The graph model and the state stay frozen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from depmirror.gc_pause import paused_gc
 from depmirror.graph.model import Dependency, Graph, Mode, Role
+from depmirror.planner.learning import Failure, LearnedRf, learned_rf, placement_penalties
 from depmirror.planner.placement import DependencyPlacement, PlacementRequest, place
 from depmirror.planner.replication import (
     BudgetItem,
@@ -90,9 +92,10 @@ class RfSummary:
     max_rf: int
     budget_cut: str | None
     placement_cut: str | None
+    learned: LearnedRf | None = None  # the minimum the history raised (policy.learning), when it did
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "raw": self.raw,
             "system_health_impact": self.system_health_impact,
             "system_health_note": self.system_health_note,
@@ -104,6 +107,14 @@ class RfSummary:
             "budget_cut": self.budget_cut,
             "placement_cut": self.placement_cut,
         }
+        if self.learned is not None:  # only then: without policy.learning plans stay byte for byte the same
+            document["history"] = {
+                "min": self.learned.min_rf,
+                "raised_by": self.learned.raised_by,
+                "reason": self.learned.reason,
+                "events": list(self.learned.events),
+            }
+        return document
 
 
 @dataclass(slots=True)
@@ -128,7 +139,7 @@ class DependencyPlan:
 
     def to_dict(self, graph: Graph) -> dict[str, Any]:
         dep, primary = self.dependency, self.primary
-        return {
+        document = {
             "name": dep.name,
             "kind": dep.kind,
             "port": dep.port,
@@ -152,6 +163,15 @@ class DependencyPlan:
             "instances": [i.to_dict() for i in self.instances],
             "actions": [a.to_dict() for a in self.actions],
         }
+        if dep.kind == "postgresql":  # the mirror role's streaming replicas: synchronous when no loss is allowed
+            document["synchronous"] = graph.policy.replication.data_loss == "none"
+        if dep.state is not None:  # only then: plans of graphs without it stay as they were
+            document["stateful_commands"] = {
+                "promote": list(dep.state.promote),
+                "fence": list(dep.state.fence),
+                "lag": list(dep.state.lag),
+            }
+        return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,13 +237,19 @@ def _routing(graph: Graph) -> dict[str, Any]:
 
 @paused_gc()
 def compute_plan(
-    graph: Graph, state: State | None = None, health: HealthSnapshot | None = None, now: float | None = None
+    graph: Graph,
+    state: State | None = None,
+    health: HealthSnapshot | None = None,
+    now: float | None = None,
+    *,
+    history: Sequence[Failure] = (),
 ) -> Plan:
     """Plan the fleet. Without `health` every score is unknown (assumed serving, never acted on).
 
     Without `now`, time is taken to be the latest timestamp in `state` (0 if none): no time has passed,
     so no stabilisation window ends; pass the clock explicitly to let RF come down. Zones that are unhealthy
     or under a zonal shift (`state.zonal_shifts`, expiry after `now`) follow the rules of `zones.py`.
+    `history`: the failovers `policy.learning` learns from (learning.py); ignored while it is off.
     """
     state = state or State()
     health = health or HealthSnapshot()
@@ -244,27 +270,32 @@ def compute_plan(
         shi_notes[name] = note
         rf_results[name] = decide_rf(dep, weights[name].value, shi, graph.policy.replication, previous, now)
 
+    priority = sorted(graph.dependencies, key=lambda n: (-weights[n].value, n))
+    learned = _learn(graph, priority, history, now) if graph.policy.learning.enabled else {}
+    for name, raised in learned.items():
+        rf_results[name] = _rf_with_history(graph, name, raised, weights[name].value, rf_results[name], state, now)
+    floors = {name: _min_rf(graph, name, learned) for name in graph.dependencies}
     budget = apply_budget(
         [
-            BudgetItem(name, weights[name].value, dep.replication.min_rf, rf_results[name].rf, dep.cost)
+            BudgetItem(name, weights[name].value, floors[name], rf_results[name].rf, dep.cost)
             for name, dep in graph.dependencies.items()
         ],
         graph.policy.cost_budget,
     )
     modes = {name: decide_mode(dep, weights[name].value, graph.policy.mode) for name, dep in graph.dependencies.items()}
-    priority = sorted(graph.dependencies, key=lambda n: (-weights[n].value, n))
+    for name, raised in learned.items():
+        modes[name] = _mode_with_history(graph.dependencies[name], raised, modes[name], graph)
+    # Placement's minimum stays the graph's: a learned raise the pool cannot hold is cut (`placement_cut`),
+    # never a plan that fails to place its minimum (which names the graph's `replication.min` to fix).
     requests = [
         PlacementRequest(
-            n,
-            budget.granted[n],
-            graph.dependencies[n].replication.min_rf,
-            modes[n][0],
-            graph.dependencies[n].stateful,
+            n, budget.granted[n], graph.dependencies[n].replication.min_rf, modes[n][0], graph.dependencies[n].stateful
         )
         for n in priority
     ]
     existing = state.instances_by_dependency()
-    placements = place(graph, requests, existing, health, zones)
+    penalties = placement_penalties(history, now, graph.policy.learning) if graph.policy.learning.enabled else None
+    placements = place(graph, requests, existing, health, zones, penalties=penalties)
 
     names = sorted(graph.dependencies)
     plans = tuple(
@@ -277,11 +308,17 @@ def compute_plan(
             budget.cuts.get(name),
             modes[name],
             placements[name],
+            learned.get(name),
         )
         for name in names
     )
     removed = _removed(graph, existing)
     warnings = _warnings(report.cycles, budget.floor_over_budget, graph.policy.cost_budget)
+    warnings += tuple(
+        f"{name}: nothing calls it and it is not an `entry`: impact 0 (add it to a caller's depends_on, "
+        "or give it `entry: {rate: N}` if it is called from outside the graph)"
+        for name in report.unreached
+    )
     warnings += tuple(f"zonal shift of {zone} ignored: the graph has no such zone" for zone in zones.ignored_shifts)
     warnings += tuple(f"{d.name}: {note}" for d in plans for note in d.notes)
     next_state = State(
@@ -291,10 +328,77 @@ def compute_plan(
     )
     budget_info = {
         "limit": graph.policy.cost_budget,
-        "used": budget.used,
+        "used": budget.used,  # what the budget granted
+        # What the plan runs (placement may cut what was granted; parked instances run and cost all the same).
+        "placed": round(sum(len(d.instances) * d.dependency.cost for d in plans), 6),
         "cut": {name: budget.cuts[name] for name in sorted(budget.cuts)},
     }
     return Plan(graph, now, plans, removed, report.cycles, budget_info, warnings, next_state, zones)
+
+
+def _learn(graph: Graph, priority: Sequence[str], history: Sequence[Failure], now: float) -> dict[str, LearnedRf]:
+    """The minimum RF the history raises, per dependency it raises (most critical first, so that they take
+    the cost budget's room in that order): learning.py's rule, bounded by max, max_raise and the budget."""
+    policy = graph.policy.learning
+    failed: dict[str, list[Failure]] = {}  # grouped once: a month of a large fleet is ~10^5 failures
+    for failure in history:
+        failed.setdefault(failure.dependency, []).append(failure)
+    budget = graph.policy.cost_budget
+    left = None if budget is None else budget - sum(d.replication.min_rf * d.cost for d in graph.dependencies.values())
+    found: dict[str, LearnedRf] = {}
+    for name in priority:
+        if name not in failed:
+            continue
+        dep = graph.dependencies[name]
+        raised = learned_rf(
+            name,
+            failed[name],
+            now,
+            policy,
+            min_rf=dep.replication.min_rf,
+            max_rf=dep.replication.max_rf,
+            cost=dep.cost,
+            budget_left=left,
+            stateful=dep.stateful,
+        )
+        if raised.raised_by > 0:
+            found[name] = raised
+            if left is not None:
+                left -= raised.raised_by * dep.cost
+    return found
+
+
+def _min_rf(graph: Graph, name: str, learned: Mapping[str, LearnedRf]) -> int:
+    raised = learned.get(name)
+    return graph.dependencies[name].replication.min_rf if raised is None else raised.min_rf
+
+
+def _rf_with_history(
+    graph: Graph, name: str, raised: LearnedRf, weight: float, plain: RfResult, state: State, now: float
+) -> RfResult:
+    """The RF rule with the raised minimum: the same hysteresis (up at once, down after the window). When
+    the raise is what changes the RF, its reason comes first: `adjust` records it as the `rf_change`'s."""
+    dep = graph.dependencies[name]
+    floor = dataclasses.replace(dep, replication=dataclasses.replace(dep.replication, min_rf=raised.min_rf))
+    previous = state.decisions.get(name)
+    result = decide_rf(floor, weight, plain.decision.system_health_impact, graph.policy.replication, previous, now)
+    if result.rf != plain.rf:
+        events = ", ".join(f"#{event}" for event in raised.events)
+        result.reason = (
+            f"{raised.reason} (events {events}); {result.reason}" if events else f"{raised.reason}; {result.reason}"
+        )
+    return result
+
+
+def _mode_with_history(dep: Dependency, raised: LearnedRf, mode: tuple[Mode, str], graph: Graph) -> tuple[Mode, str]:
+    """`policy.learning.active_active`: a raised dependency serves from every instance, where its kind and the
+    graph allow it (a mode the graph sets, and the per-instance cost limit, still win)."""
+    rules = graph.policy.mode
+    if not raised.prefer_active_active or mode[0] == "active-active" or dep.replication.mode != "auto":
+        return mode
+    if not dep.multi_writer or (rules.active_active_max_cost is not None and dep.cost > rules.active_active_max_cost):
+        return mode
+    return "active-active", f"history: its minimum RF was raised and policy.learning.active_active is set ({mode[1]})"
 
 
 def _default_now(state: State) -> float:
@@ -312,6 +416,7 @@ def _dependency_plan(
     budget_cut: str | None,
     mode: tuple[Mode, str],
     placement: DependencyPlacement,
+    learned: LearnedRf | None = None,
 ) -> DependencyPlan:
     instances: list[InstancePlan] = []
     actions: list[Action] = []
@@ -347,6 +452,7 @@ def _dependency_plan(
         max_rf=dep.replication.max_rf,
         budget_cut=budget_cut,
         placement_cut=placement.refused or placement.cut,
+        learned=learned,
     )
     placed = sum(1 for i in instances if i.counts)
     return DependencyPlan(
@@ -394,7 +500,7 @@ def _warnings(cycles: tuple[tuple[str, ...], ...], floor_over: bool, budget: flo
         shown = " -> ".join(cycle[:CYCLE_MEMBERS_SHOWN])
         if len(cycle) > CYCLE_MEMBERS_SHOWN:
             shown += f" -> ... ({len(cycle)} members; the plan's `cycles` lists them all)"
-        found.append(f"dependency cycle: {shown}: members share the cycle's highest criticality")
+        found.append(f"dependency cycle: {shown}: criticality flows round it, but never back to where it started")
     if floor_over:
         found.append(f"cost budget {budget:g} is below what the min RFs cost: min RFs kept, budget exceeded")
     return tuple(found)

@@ -147,8 +147,10 @@ def apply_budget(items: Sequence[BudgetItem], budget: float | None) -> BudgetRes
 
 
 def decide_mode(dep: Dependency, weight: float, rules: ModeRules) -> tuple[Mode, str]:
-    if dep.stateful:
-        return "active-passive", f"{dep.kind} is stateful: one writer, standbys replicate from the primary"
+    if not dep.multi_writer:
+        # A second writer would split the data; only a kind that says it takes writes everywhere is exempt.
+        what = dep.kind if dep.state is None else f"{dep.kind} with a `stateful:` block"
+        return "active-passive", f"{what} is stateful: one writer, standbys replicate from the primary"
     if dep.replication.mode != "auto":
         return dep.replication.mode, "set in the graph file (replication.mode)"
     if weight < rules.active_active_min_weight:

@@ -1,8 +1,12 @@
-"""A switchover carried out in-process: decide, promote (redis), swap nginx on every LB, verify, record, fence.
+"""Switchovers carried out in-process, as one batch: decide, promote (redis), route on every LB, verify, record, fence.
 
 The phases and the events are those of playbooks/rollback.yml (docs/rollback.md); only the transport differs.
-Anything that fails before the first change raises FastPathUnavailable, so the caller can fall back to the
-playbook; a failure after it is recorded as a `failed` event (nothing is undone) and raised as FastPathFailed.
+Every switchover pending at the same moment goes in one batch (`switch_batch`): one read of the store and
+one health query, decisions in order of weight, redis promotions in parallel, one nginx release per load
+balancer carrying every switch, verification of all, one event per dependency sharing the batch id. One
+dependency that is refused or fails never holds back the others. A single switchover is a batch of one
+(`switchover`): what fails before the first change raises FastPathUnavailable, so the caller can fall back
+to the playbook; a failure after it is recorded as a `failed` event (nothing is undone), FastPathFailed.
 """
 
 from __future__ import annotations
@@ -11,24 +15,31 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from depmirror.errors import DepmirrorError
-from depmirror.fleet.rollback_history import record_event
 from depmirror.graph.load import load_graph
+from depmirror.rollback import batch as shared
+from depmirror.rollback.batch import BatchResult, HealthSource, SwitchOutcome
+from depmirror.rollback.batch_release import LbRelease, ReleaseSpec, Transport, release_on, unroutable
 from depmirror.rollback.decide import RollbackRefused
-from depmirror.rollback.flow import SwitchoverRequest, decide_rollback, elapsed, record_routing, running_dependencies
-from depmirror.rollback.nginx import NginxOptions, render_release
+from depmirror.rollback.flow import Health, elapsed, host_of, inputs_of, prepare_rollback, running_dependencies
+from depmirror.rollback.nginx import NginxOptions
 from depmirror.rollback.redis_state import promote, read_offsets
 from depmirror.rollback.remote import Sessions, SshOptions
 from depmirror.rollback.traffic_check import check_traffic
+from depmirror.views.upstreams import SHIFTED_ZONES_KEY
 
 SWAP_SOURCE = Path("plugins/module_utils/nginx_swap.py")
 TEMPLATES = Path("roles/nginx_upstream/templates")
+# Threads for the per-dependency steps of a batch (offsets, promotions, traffic checks): each waits on the
+# network, so more threads than cores; bounded so a zone of 1,000 does not open 1,000 sockets at once.
+BATCH_THREADS = 32
+FENCE_THREADS = 8
 
 
 class FastPathUnavailable(DepmirrorError):
@@ -41,6 +52,10 @@ class FastPathFailed(DepmirrorError):
     def __init__(self, message: str, phase: str = "") -> None:
         super().__init__(message)
         self.phase = phase
+
+
+class LeaseLost(DepmirrorError):
+    """Another runner holds the dependency's lease now: stop before the next step (nothing after it ran)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +91,25 @@ class Switch:
 
 
 class FastPath:
-    def __init__(self, config: FastPathConfig) -> None:
+    """`transport` carries releases to the LBs (default: warm SSH sessions); `health` answers the batch's
+    health query (default: one `fetch_health` against the configured Prometheus)."""
+
+    def __init__(
+        self, config: FastPathConfig, *, transport: Transport | None = None, health: HealthSource | None = None
+    ) -> None:
         self.config = config
         self.graph = load_graph(config.graph)
         self.swap_source = (config.collection / SWAP_SOURCE).read_text(encoding="utf-8")
         self.templates = config.collection / TEMPLATES
-        self.sessions = Sessions(config.ssh)
-        self.fences: list[threading.Thread] = []
+        self.sessions: Transport = transport or Sessions(config.ssh)
+        self.health = health or shared.prometheus_health(
+            self.graph,
+            config.prometheus_url,
+            token=config.prometheus_token,
+            timeout=config.prometheus_timeout_s,
+            interval=config.health_interval_s,
+        )
+        self._fences = ThreadPoolExecutor(max_workers=FENCE_THREADS, thread_name_prefix="fence")
         self._route_lock = threading.Lock()
 
     def warm(self) -> list[str]:
@@ -96,177 +123,33 @@ class FastPath:
         return problems
 
     def close(self) -> None:
-        for fence in self.fences:
-            fence.join(self.config.fence_timeout_s + self.config.ssh.connect_timeout_s + 1)
+        # Fences not started yet are dropped (best effort by design); running ones end within their timeout.
+        self._fences.shutdown(wait=True, cancel_futures=True)
         self.sessions.close()
 
-    def _request(self, switch: Switch, offsets: dict[str, int] | None = None) -> SwitchoverRequest:
-        c = self.config
-        return SwitchoverRequest(
-            graph=str(c.graph),
-            store=switch.store,
-            dependency=switch.dependency,
-            instance=switch.instance,
-            prometheus_url=c.prometheus_url,
-            prometheus_token=c.prometheus_token,
-            prometheus_timeout=c.prometheus_timeout_s,
-            health_interval=c.health_interval_s,
-            candidates=switch.candidates,
-            offsets=offsets,
-            max_lag=c.redis_max_lag_bytes,
-            trigger=switch.trigger,
-            action_id=switch.action_id,
-        )
-
     def switchover(self, switch: Switch, record: bool = True) -> dict[str, Any]:
-        """The `rollback` event (appended to the history when `record`), RollbackRefused when no instance may
-        take over. The runner passes record=False and appends one event itself, with its action journal."""
-        timings: dict[str, float] = {}
-        mark = time.monotonic()
-        try:
-            decided = decide_rollback(self._request(switch), record_refusal=record)
-            if decided["kind"] == "redis":
-                survivors = {
-                    i["host"]: (i["address"], int(i.get("port") or decided["port"]))
-                    for i in decided["after"]["instances"]
-                    if i["host"] in decided["survivors"]
-                }
-                offsets = read_offsets(survivors, self.config.redis_timeout_s)
-                decided = decide_rollback(self._request(switch, offsets), record_refusal=record)
-        except RollbackRefused:
-            raise
-        except (DepmirrorError, OSError) as error:
-            raise FastPathUnavailable(f"the fast path could not decide: {error}") from error
-        timings["decide_s"] = _lap(mark)
-        phase = "migrate"
-        try:
-            _fenced(switch, phase)
-            if decided["kind"] == "redis":
-                mark = time.monotonic()
-                by_host = {
-                    i["host"]: (i["address"], int(i.get("port") or decided["port"]))
-                    for i in decided["after"]["instances"]
-                }
-                missed = promote(
-                    by_host[decided["target"]["host"]],
-                    {h: by_host[h] for h in decided["replicas"]},
-                    self.config.redis_timeout_s,
-                )
-                timings["migrate_s"] = _lap(mark)
-                if missed:
-                    decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
-            phase, mark = "route", time.monotonic()
-            _fenced(switch, phase)
-            releases = self._route(switch.store, decided)
-            switched_at = time.time()
-            timings["route_s"] = _lap(mark)
-            phase, mark = "verify", time.monotonic()
-            traffic = self._verify(decided)
-            timings["verify_s"] = _lap(mark)
-        except (DepmirrorError, OSError) as error:
-            if record:
-                self._record_failure(switch, decided, phase, error)
-            raise FastPathFailed(f"the {phase} phase of the fast switchover failed: {error}", phase) from error
-        mark = time.monotonic()
-        event = {
-            "kind": "rollback",
-            "dependency": switch.dependency,
-            "outcome": "succeeded",
-            "instance": decided["failed"]["host"],
-            "target": decided["target"]["host"],
-            "action": "switchover",
-            "trigger": switch.trigger,
-            "inputs": decided["inputs"],
-            "decision": f"{decided['target']['host']} is the primary of {switch.dependency}; "
-            f"{decided['failed']['host']} is fenced out of every upstream",
-            "reason": decided["reason"],
-            "duration_s": elapsed(decided["started"]),
-            "set_primary": decided["target"]["host"],
-            "details": {
-                "path": "fast",
-                "action_id": switch.action_id,
-                "candidates": decided["decision"]["candidates"],
-                "traffic": traffic,
-                "releases": releases,
-                "switched_at": switched_at,
-                "timings": timings,
-                "warnings": decided.get("warnings", []),
-                "fence": "the failed instance is out of every upstream; stopping it on its host follows, best effort",
-            },
-        }
-        if record:
-            event = record_event(switch.store, event)
-        timings["record_s"] = _lap(mark)
-        self._fence(switch.dependency, decided["failed"]["address"])
-        return event
+        """One switchover: a batch of one. The `rollback` event (appended to the history when `record`);
+        raises what the batch recorded against it (RollbackRefused, FastPathUnavailable, FastPathFailed,
+        LeaseLost). The runner passes record=False and appends one event itself, with its action journal."""
+        outcome = self.switch_batch([switch], record).outcomes[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.event is not None
+        return outcome.event
 
-    def _route(self, store: str, decided: dict[str, Any]) -> dict[str, str]:
-        # One switchover renders at a time, from what the LBs route now: two dependencies switched at once
-        # must not each swap in a release that lacks the other's switch.
-        with self._route_lock:
-            after = decided["after"]
-            dependencies = [after if d["name"] == after["name"] else d for d in running_dependencies(store)]
-            releases = self._swap_all(dependencies)
-            # The LBs route this way now, whoever records the event: the next switchover renders from it.
-            record_routing(store, decided["after"])
-        return releases
-
-    def _swap_all(self, dependencies: list[dict[str, Any]]) -> dict[str, str]:
-        routing = dataclasses.asdict(self.graph.policy.routing)
-        unhealthy_below = self.graph.policy.health.unhealthy
-        balancers = list(self.graph.load_balancers.items())
-
-        def swap(named: tuple[str, Any]) -> tuple[str, str]:
-            name, lb = named
-            release = render_release(
-                self.templates, dependencies, routing, unhealthy_below, lb.address, self.config.nginx
-            )
-            self.sessions.swap_release(
-                lb.address, self.swap_source, release.swap_params(self.config.nginx), self.config.swap_timeout_s
-            )
-            return name, release.release
-
-        with ThreadPoolExecutor(max_workers=max(1, len(balancers))) as pool:
-            return dict(pool.map(swap, balancers))
-
-    def _verify(self, decided: dict[str, Any]) -> list[dict[str, Any]]:
-        target, failed = decided["target"], decided["failed"]
-        checks = []
-        for name, lb in self.graph.load_balancers.items():
-            check = check_traffic(
-                str(decided["kind"]),
-                lb.address,
-                int(decided["port"]),
-                expect=f"{target['address']}:{target['port']}",
-                forbid=f"{failed['address']}:{failed['port']}",
-                requests=self.config.verify_requests,
-                deadline_s=self.config.verify_deadline_s,
-            )
-            checks.append(check.to_dict())
-            if not check.ok:
-                raise FastPathFailed(
-                    f"traffic through {name} is not served by {target['host']}: {check.detail}", "verify"
-                )
-        return checks
-
-    def _record_failure(self, switch: Switch, decided: dict[str, Any], phase: str, error: Exception) -> None:
-        record_event(
-            switch.store,
-            {
-                "kind": "rollback",
-                "dependency": switch.dependency,
-                "outcome": "failed",
-                "instance": decided["failed"]["host"],
-                "target": decided["target"]["host"],
-                "action": "switchover",
-                "trigger": switch.trigger,
-                "inputs": decided["inputs"],
-                "decision": decided["reason"],
-                "reason": f"the {phase} phase failed: {error}",
-                "duration_s": elapsed(decided["started"]),
-                "details": {"path": "fast", "action_id": switch.action_id, "phase": phase},
-            },
-        )
+    def switch_batch(self, switches: Sequence[Switch], record: bool = True) -> BatchResult:
+        """Every switch, decided together and routed with one release per LB; outcomes in order of weight."""
+        if len({s.dependency for s in switches}) != len(switches) or len({s.store for s in switches}) > 1:
+            raise ValueError("a batch holds at most one switch per dependency, all on one store")
+        run = _Run(self, switches, record)
+        run.decide()
+        run.migrate()
+        run.route()
+        run.verify()
+        run.record()
+        for name in run.succeeded():
+            self._fence(name, run.decided[name]["failed"]["address"])
+        return run.result()
 
     def _fence(self, dependency: str, address: str) -> None:
         """Stop and disable the failed instance where its host still answers; off the hot path."""
@@ -279,22 +162,355 @@ class FastPath:
                     address, f"systemctl stop {unit}; systemctl disable {unit}", timeout_s=self.config.fence_timeout_s
                 )
 
-        thread = threading.Thread(target=fence, name=f"fence-{dependency}", daemon=True)
-        thread.start()
-        self.fences = [t for t in self.fences if t.is_alive()] + [thread]
+        with contextlib.suppress(RuntimeError):  # closing: the fence is best effort
+            self._fences.submit(fence)
+
+
+class _Run:
+    """One batch in progress: what was decided, and each dependency's outcome once it has one."""
+
+    def __init__(self, fast: FastPath, switches: Sequence[Switch], record: bool) -> None:
+        self.fast = fast
+        self.config = fast.config
+        self.record_events = record
+        self.batch = shared.new_batch_id()
+        self.started = time.time()
+        self.order = shared.by_weight(fast.graph, [s.dependency for s in switches])
+        self.switches = {s.dependency: s for s in switches}
+        self.store = switches[0].store if switches else ""
+        self.threshold = fast.graph.policy.health.unhealthy
+        self.decided: dict[str, dict[str, Any]] = {}
+        self.health: Mapping[str, Health] = {}
+        self.offsets: dict[str, dict[str, int]] = {}
+        self.outcomes: dict[str, SwitchOutcome] = {}
+        self.timings: dict[str, float] = {}
+        self.releases: dict[str, LbRelease] = {}
+        self.verified: dict[str, list[dict[str, Any]]] = {}
+        self.switched_at = 0.0
+
+    # --- phases --------------------------------------------------------------------------------------
+    def decide(self) -> None:
+        mark = time.monotonic()
+        try:
+            current = running_dependencies(self.store)
+            self.health = self.fast.health(self.order)
+        except (DepmirrorError, OSError) as error:
+            for name in self.order:
+                self._unavailable(name, error)
+            return
+        by_name = {item["name"]: item for item in current}
+        for name in self.order:
+            # Its own entry is all a decision reads (the routing of the others is the release's business);
+            # an unknown name gets the whole list, for the error that names what the plan has.
+            self._decide(name, [by_name[name]] if name in by_name else current)
+        redis = [name for name in self.order if name in self.decided and self.decided[name]["kind"] == "redis"]
+        if redis:
+            # The most advanced survivor must be the target: read every redis survivor's offset (in
+            # parallel, across dependencies), then decide those again with them.
+            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(redis))) as pool:
+                found = pool.map(self._offsets_of, redis)
+                self.offsets = dict(zip(redis, found, strict=True))
+            for name in redis:
+                del self.decided[name]
+                self._decide(name, [by_name[name]])
+        self.timings["decide_s"] = _lap(mark)
+
+    def migrate(self) -> None:
+        mark = time.monotonic()
+        self._drop_lost("migrate")
+        redis = [name for name in self._going() if self.decided[name]["kind"] == "redis"]
+        if redis:
+            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(redis))) as pool:
+                for name, problem in zip(redis, pool.map(self._promote, redis), strict=True):
+                    if isinstance(problem, Exception):
+                        self._failed(name, "migrate", problem)
+            self.timings["migrate_s"] = _lap(mark)
+
+    def route(self) -> None:
+        mark = time.monotonic()
+        fast = self.fast
+        # One batch renders at a time, from what the LBs route now: two batches at once must not each swap
+        # in a release that lacks the other's switches.
+        with fast._route_lock:
+            self._drop_lost("route")
+            going = self._going()
+            if not going:
+                return
+            try:
+                # Read once per batch: a switchover must not route traffic back into a shifted zone.
+                shifted = shared.shifted_zones(self.store)
+            except (DepmirrorError, OSError) as error:
+                for name in going:
+                    self._failed(name, "route", error)
+                return
+            spec = ReleaseSpec(
+                templates=fast.templates,
+                swap_source=fast.swap_source,
+                routing={**dataclasses.asdict(fast.graph.policy.routing), SHIFTED_ZONES_KEY: shifted},
+                unhealthy_below=self.threshold,
+                options=self.config.nginx,
+                timeout_s=self.config.swap_timeout_s,
+            )
+            afters = {name: self.decided[name]["after"] for name in going}
+            for name, problem in unroutable(afters, spec).items():
+                self._failed(name, "route", DepmirrorError(problem))
+                del afters[name]
+            try:
+                current = running_dependencies(self.store)
+            except (DepmirrorError, OSError) as error:
+                for name in afters:
+                    self._failed(name, "route", error)
+                return
+            balancers = list(fast.graph.load_balancers.items())
+            if afters and balancers:
+
+                def release(named: tuple[str, Any]) -> LbRelease:
+                    try:
+                        return release_on(named[0], named[1].address, fast.sessions, spec, current, afters)
+                    except Exception as error:  # one LB's unexpected failure must not lose the batch's outcomes
+                        return LbRelease(named[0], errors={n: f"{named[0]}: {error!r}" for n in afters})
+
+                with ThreadPoolExecutor(max_workers=len(balancers)) as pool:
+                    self.releases = {done.lb: done for done in pool.map(release, balancers)}
+            routed = [name for name in afters if all(name in r.routed for r in self.releases.values())]
+            for name in afters:
+                if name not in routed:
+                    why = "; ".join(r.errors[name] for r in self.releases.values() if name in r.errors)
+                    self._failed(name, "route", DepmirrorError(why or "no load balancer routed it"))
+            try:
+                # The LBs route this way now, whoever records the events: the next batch renders from it.
+                shared.record_routing_all(self.store, [afters[name] for name in routed])
+            except (DepmirrorError, OSError) as error:
+                for name in routed:
+                    self._failed(name, "route", error)
+        self.switched_at = time.time()
+        self.timings["route_s"] = _lap(mark)
+
+    def verify(self) -> None:
+        mark = time.monotonic()
+        checks = [(name, lb) for name in self._going() for lb in self.fast.graph.load_balancers.items()]
+        if not checks:
+            return
+        with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(checks))) as pool:
+            results = list(pool.map(lambda check: self._check(*check), checks))
+        for (name, (lb_name, _)), check in zip(checks, results, strict=True):
+            self.verified.setdefault(name, []).append(check)
+            if not check["ok"] and name not in self.outcomes:
+                target = self.decided[name]["target"]["host"]
+                problem = DepmirrorError(f"traffic through {lb_name} is not served by {target}: {check['detail']}")
+                self._failed(name, "verify", problem)
+        self.timings["verify_s"] = _lap(mark)
+
+    def record(self) -> None:
+        mark = time.monotonic()
+        for name in self.succeeded():
+            self.outcomes[name] = SwitchOutcome(name, "succeeded", event=self._event(name))
+        if not self.record_events:
+            return
+        events = [o.event for o in self._ordered() if o.event is not None]
+        try:
+            stored = iter(shared.record_events(self.store, events))
+        except (DepmirrorError, OSError) as error:
+            for name in self.succeeded():
+                self.outcomes[name] = SwitchOutcome(
+                    name, "failed", error=FastPathFailed(f"the record phase failed: {error}", "record"), phase="record"
+                )
+            return
+        for outcome in self._ordered():
+            if outcome.event is not None:
+                outcome.event = next(stored)
+        self.timings["record_s"] = _lap(mark)
+
+    def result(self) -> BatchResult:
+        return BatchResult(
+            batch=self.batch,
+            outcomes=list(self._ordered()),
+            timings=dict(self.timings),
+            releases={lb: r.release for lb, r in self.releases.items() if r.release},
+            reloads={lb: r.reloads for lb, r in self.releases.items()},
+        )
+
+    def succeeded(self) -> list[str]:
+        """Decided and, so far, nothing went wrong for it."""
+        return [
+            name
+            for name in self.order
+            if name in self.decided and (name not in self.outcomes or self.outcomes[name].status == "succeeded")
+        ]
+
+    # --- one dependency ------------------------------------------------------------------------------
+    def _decide(self, name: str, current: list[dict[str, Any]]) -> None:
+        switch = self.switches[name]
+        health = self.health.get(name) or Health({}, {}, [], [shared.NO_PROMETHEUS])
+        try:
+            decided = prepare_rollback(
+                current,
+                name,
+                switch.instance,
+                health,
+                unhealthy_below=self.threshold,
+                candidates=switch.candidates,
+                offsets=self.offsets.get(name),
+                max_lag=self.config.redis_max_lag_bytes,
+            )
+        except RollbackRefused as refused:
+            self.outcomes[name] = SwitchOutcome(name, "refused", event=self._refusal(name, refused), error=refused)
+            return
+        except (DepmirrorError, OSError) as error:
+            self._unavailable(name, error)
+            return
+        spec = self.fast.graph.dependencies.get(name)
+        if spec is not None and spec.stateful and decided["kind"] != "redis":
+            # Routing it without moving its state would send writes to a standby: the playbook moves it.
+            self._unavailable(name, DepmirrorError(f"the fast path moves redis state only, not {name}'s"))
+            return
+        decided["started"] = self.started
+        self.decided[name] = decided
+
+    def _offsets_of(self, name: str) -> dict[str, int]:
+        decided = self.decided[name]
+        survivors = {
+            i["host"]: (i["address"], int(i.get("port") or decided["port"]))
+            for i in decided["after"]["instances"]
+            if i["host"] in decided["survivors"]
+        }
+        return read_offsets(survivors, self.config.redis_timeout_s)
+
+    def _promote(self, name: str) -> Exception | None:
+        decided = self.decided[name]
+        by_host = {
+            i["host"]: (i["address"], int(i.get("port") or decided["port"])) for i in decided["after"]["instances"]
+        }
+        try:
+            missed = promote(
+                by_host[decided["target"]["host"]],
+                {h: by_host[h] for h in decided["replicas"]},
+                self.config.redis_timeout_s,
+            )
+        except (DepmirrorError, OSError) as error:
+            return error
+        if missed:
+            decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
+        return None
+
+    def _check(self, name: str, lb: tuple[str, Any]) -> dict[str, Any]:
+        decided = self.decided[name]
+        target, failed = decided["target"], decided["failed"]
+        check = check_traffic(
+            str(decided["kind"]),
+            lb[1].address,
+            int(decided["port"]),
+            expect=f"{target['address']}:{target['port']}",
+            forbid=f"{failed['address']}:{failed['port']}",
+            requests=self.config.verify_requests,
+            deadline_s=self.config.verify_deadline_s,
+        )
+        return check.to_dict()
+
+    def _drop_lost(self, phase: str) -> None:
+        """Asked of every dependency right before `phase`: one whose lease passed to another runner drops
+        out of the batch here (nothing of this phase runs for it; the lease holder decides again)."""
+        for name in self._going():
+            still_mine = self.switches[name].still_mine
+            if still_mine is not None and not still_mine():
+                lost = LeaseLost(
+                    f"this runner lost the lease on {name} before the {phase} phase; "
+                    "the runner that holds it now decides again"
+                )
+                self.outcomes[name] = SwitchOutcome(name, "lease_lost", error=lost, phase=phase)
+
+    def _going(self) -> list[str]:
+        return [name for name in self.order if name in self.decided and name not in self.outcomes]
+
+    def _ordered(self) -> list[SwitchOutcome]:
+        return [self.outcomes[name] for name in self.order if name in self.outcomes]
+
+    def _unavailable(self, name: str, error: Exception) -> None:
+        problem = FastPathUnavailable(f"the fast path could not decide: {error}")
+        self.outcomes[name] = SwitchOutcome(name, "unavailable", error=problem, phase="decide")
+
+    def _failed(self, name: str, phase: str, error: Exception) -> None:
+        problem = FastPathFailed(f"the {phase} phase of the fast switchover failed: {error}", phase)
+        self.outcomes[name] = SwitchOutcome(
+            name, "failed", event=self._failure(name, phase, error), error=problem, phase=phase
+        )
+
+    # --- events --------------------------------------------------------------------------------------
+    def _details(self, name: str, **more: Any) -> dict[str, Any]:
+        rank = self.order.index(name) + 1
+        switch = self.switches[name]
+        return {
+            "path": "fast",
+            "action_id": switch.action_id,
+            **shared.batch_details(self.batch, len(self.order), rank),
+            **more,
+        }
+
+    def _event(self, name: str) -> dict[str, Any]:
+        decided, switch = self.decided[name], self.switches[name]
+        failed, target = decided["failed"]["host"], decided["target"]["host"]
+        return {
+            "kind": "rollback",
+            "dependency": name,
+            "outcome": "succeeded",
+            "instance": failed,
+            "target": target,
+            "action": "switchover",
+            "trigger": switch.trigger,
+            "inputs": decided["inputs"],
+            "decision": f"{target} is the primary of {name}; {failed} is fenced out of every upstream",
+            "reason": decided["reason"],
+            "duration_s": elapsed(decided["started"]),
+            "set_primary": target,
+            "details": self._details(
+                name,
+                candidates=decided["decision"]["candidates"],
+                traffic=self.verified.get(name, []),
+                releases={lb: r.release for lb, r in self.releases.items() if r.release},
+                switched_at=self.switched_at,
+                timings=dict(self.timings),
+                warnings=decided.get("warnings", []),
+                fence="the failed instance is out of every upstream; stopping it on its host follows, best effort",
+            ),
+        }
+
+    def _failure(self, name: str, phase: str, error: Exception) -> dict[str, Any]:
+        decided, switch = self.decided[name], self.switches[name]
+        return {
+            "kind": "rollback",
+            "dependency": name,
+            "outcome": "failed",
+            "instance": decided["failed"]["host"],
+            "target": decided["target"]["host"],
+            "action": "switchover",
+            "trigger": switch.trigger,
+            "inputs": decided["inputs"],
+            "decision": decided["reason"],
+            "reason": f"the {phase} phase failed: {error}",
+            "duration_s": elapsed(decided["started"]),
+            "details": self._details(name, phase=phase),
+        }
+
+    def _refusal(self, name: str, refused: RollbackRefused) -> dict[str, Any]:
+        switch = self.switches[name]
+        health = self.health.get(name) or Health({}, {}, [], [shared.NO_PROMETHEUS])
+        offsets = self.offsets.get(name)
+        return {
+            "kind": "refused",
+            "dependency": name,
+            "outcome": "refused",
+            "instance": host_of(name, switch.instance),
+            "action": "rollback",
+            "trigger": dict(switch.trigger),
+            "inputs": inputs_of(
+                health, offsets, self.config.redis_max_lag_bytes, self.threshold, list(switch.candidates) or None
+            ),
+            "decision": "refuse",
+            "reason": refused.decision.reason,
+            "duration_s": elapsed(self.started),
+            "details": self._details(name, decision=refused.decision.to_dict()),
+        }
 
 
 def _lap(mark: float) -> float:
     return round(time.monotonic() - mark, 3)
-
-
-def _fenced(switch: Switch, phase: str) -> None:
-    if switch.still_mine is not None and not switch.still_mine():
-        raise LeaseLost(
-            f"this runner lost the lease on {switch.dependency} before the {phase} phase; "
-            "the runner that holds it now decides again"
-        )
-
-
-class LeaseLost(DepmirrorError):
-    """Another runner holds the dependency's lease now: stop before the next step (nothing after it ran)."""

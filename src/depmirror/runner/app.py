@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from depmirror.runner import policy
+from depmirror.runner.api import routes as api_routes
 from depmirror.runner.config import AuthConfig, RunnerConfig
 from depmirror.runner.events import decision_event
 from depmirror.runner.metrics import RunnerMetrics
@@ -22,12 +23,14 @@ from depmirror.runner.payload import Notification, PayloadError, parse_notificat
 from depmirror.runner.readiness import ReadinessChecks
 from depmirror.runner.roster import Roster, RosterSource
 from depmirror.runner.store_caller import StoreCaller
+from depmirror.runner.zones import ZoneService
 from depmirror.store.filters import FilterError, build_filter
 from depmirror.store.model import Event, QueuedAlert, utcnow
 
 log = logging.getLogger("depmirror.runner")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PROTECTED_PREFIXES = ("/alertmanager", "/api/")
+# /api/ checks its own tokens and scopes (runner/api/auth.py); the webhook credentials still read there.
+PROTECTED_PREFIXES = ("/alertmanager",)
 
 CONFIG_KEY = web.AppKey("config", RunnerConfig)
 DB_KEY = web.AppKey("db", StoreCaller)
@@ -36,6 +39,8 @@ WAKE_KEY: web.AppKey[Callable[[], None]] = web.AppKey("wake")
 READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 ROSTER_KEY = web.AppKey("roster", RosterSource)
 CHECKS_KEY = web.AppKey("checks", ReadinessChecks)
+# The zonal shift service (runner/zones.py); None when the config names no graph.
+ZONES_KEY: web.AppKey[ZoneService | None] = web.AppKey("zones")
 # /readyz answers within this, whatever the store or AWX is doing: a probe that hangs is a probe that lies.
 READY_DEADLINE_S = 0.9
 
@@ -48,6 +53,7 @@ def build_app(
     ready: Callable[[], bool],
     *,
     action_problems: Callable[[], Awaitable[list[str]]] | None = None,
+    zones: ZoneService | None = None,
 ) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
@@ -60,11 +66,13 @@ def build_app(
     app[READY_KEY] = ready
     app[ROSTER_KEY] = RosterSource(config.placed, db)
     app[CHECKS_KEY] = ReadinessChecks(db, action_problems)
+    app[ZONES_KEY] = zones
     app.router.add_post("/alertmanager", receive_alerts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/events", list_events)
+    api_routes.mount(app, config, db, metrics, wake, webhook_ok=authorized)
     return app
 
 
@@ -98,7 +106,7 @@ def _auth_middleware(auth: AuthConfig, metrics: RunnerMetrics) -> Any:
         if (
             auth.type != "none"
             and request.path.startswith(PROTECTED_PREFIXES)
-            and not _authorized(auth, request.headers.get("Authorization", ""))
+            and not authorized(auth, request.headers.get("Authorization", ""))
         ):
             metrics.requests_rejected.labels("401").inc()
             challenge = 'Bearer realm="depmirror"' if auth.type == "bearer" else 'Basic realm="depmirror"'
@@ -113,7 +121,8 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
-def _authorized(auth: AuthConfig, header: str) -> bool:
+def authorized(auth: AuthConfig, header: str) -> bool:
+    """Whether an Authorization header carries `auth`'s credentials (also the EDA event source's check)."""
     scheme, _, credentials = header.partition(" ")
     if auth.type == "bearer":
         return scheme.lower() == "bearer" and _same(credentials.strip(), auth.token)
@@ -144,7 +153,12 @@ async def receive_alerts(request: web.Request) -> web.Response:
         return _json_error(400, str(error))
     db = request.app[DB_KEY]
     roster = await request.app[ROSTER_KEY].current()
-    alerts = _queued_alerts(notification, config, roster)
+    zones = request.app[ZONES_KEY]
+    # Zone alerts name a zone, not a dependency: screened and acted on by the zonal shift service.
+    intake = zones.split(notification) if zones is not None else None
+    alerts = _queued_alerts(notification if intake is None else intake.rest, config, roster)
+    if intake is not None:
+        alerts.extend(intake.ignored)
     now = utcnow()
 
     def ignored_event(group: Sequence[QueuedAlert], reason: str) -> Event:
@@ -153,13 +167,19 @@ async def receive_alerts(request: web.Request) -> web.Response:
         )
 
     result = await db(db.store.enqueue, alerts, ignored_event)
+    zone_queued = await zones.receive(intake.valid, notification.group_key) if zones and intake and intake.valid else 0
     for alert in notification.alerts:
         metrics.alerts_received.labels(alert.status).inc()
     metrics.alerts_deduplicated.inc(result.duplicates)
     request.app[WAKE_KEY]()
     ignored = sum(1 for alert in alerts if alert.ignore_reason is not None)
     return web.json_response(
-        {"status": "accepted", "queued": result.queued, "duplicates": result.duplicates, "ignored": ignored},
+        {
+            "status": "accepted",
+            "queued": result.queued + zone_queued,
+            "duplicates": result.duplicates + (len(intake.valid) - zone_queued if intake else 0),
+            "ignored": ignored,
+        },
         status=202,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -16,6 +17,7 @@ from depmirror.errors import ConfigError
 from depmirror.rollback.nginx import NginxOptions
 from depmirror.rollback.remote import SshOptions
 from depmirror.rollback.switchover import FastPathConfig
+from depmirror.runner.api.scopes import SCOPES, ApiToken
 from depmirror.runner.dependencies import load_placed_instances, merge_placed
 from depmirror.runner.secrets import MIN_SECRET_BYTES
 from depmirror.store.factory import default_store_url
@@ -34,6 +36,8 @@ class AuthConfig:
     token: str = field(default="", repr=False)
     username: str = ""
     password: str = field(default="", repr=False)
+    # Bearer tokens of the operator API (/api/v1/), each with its scopes (docs/runner.md, "API").
+    api_tokens: tuple[ApiToken, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,7 @@ class RunnerConfig:
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value the runner holds: what its logs must never show."""
-        values = [self.auth.token, self.auth.password]
+        values = [self.auth.token, self.auth.password, *(api.token for api in self.auth.api_tokens)]
         if self.action.awx is not None:
             values.append(self.action.awx.token)
         if self.action.fast_path is not None and self.action.fast_path.prometheus_token:
@@ -242,6 +246,7 @@ def load_config(path: str | Path) -> RunnerConfig:
     labels = top.section("labels")
     host = listen.text("host", "127.0.0.1")
     auth = _auth(top.section("auth"), host)
+    auth = dataclasses.replace(auth, api_tokens=_api_tokens(top.section("auth")))
     mode = top.choice("mode", MODES, "act")
     action = _action(top.section("action"), mode, top)
     placed = _placed(top)
@@ -322,6 +327,32 @@ def _auth(auth: _Reader, host: str) -> AuthConfig:
             "use bearer or basic auth, or listen on 127.0.0.1",
         )
     return AuthConfig(type="none")
+
+
+def read_auth(data: Any, *, file: str, field: str, host: str) -> AuthConfig:
+    """An `auth:` mapping in the runner config's shape, read from another file (the EDA event source's
+    rulebook arguments), with the same rules and file/field/fix errors."""
+    return _auth(_Reader(Path(file), data, field), host)
+
+
+def _api_tokens(auth: _Reader) -> tuple[ApiToken, ...]:
+    listed = auth.data.get("api_tokens", [])
+    if not isinstance(listed, list):
+        raise auth.error("api_tokens", "must be a list", "- {name: alice, token_env: VAR, scopes: [read]}")
+    tokens: list[ApiToken] = []
+    for index, item in enumerate(listed):
+        entry = _Reader(Path(auth.file), item, auth.name(f"api_tokens[{index}]"), auth.secret_envs)
+        name = entry.text("name", "")
+        if not name or len(name) > 200 or not name.isprintable():
+            raise entry.error("name", "is required (1..200 printable characters)", "who holds it: the history says")
+        scopes = entry.data.get("scopes", ["read"])
+        if not isinstance(scopes, list) or not scopes or not all(scope in SCOPES for scope in scopes):
+            raise entry.error("scopes", f"must be a list of {', '.join(SCOPES)}, got {scopes!r}")
+        token = ApiToken(name=name, token=_long_secret(entry, "token"), scopes=tuple(scopes))
+        if any(other.name == name or other.token == token.token for other in tokens):
+            raise entry.error("name", "two api_tokens share a name or a token", "one entry per holder")
+        tokens.append(token)
+    return tuple(tokens)
 
 
 def _long_secret(auth: _Reader, key: str) -> str:

@@ -1,16 +1,21 @@
-"""The runner's fast path for rollbacks (docs/rollback.md, "Fast path"); failbacks and fallbacks go to the
-playbook action it wraps."""
+"""The runner's fast path for rollbacks (docs/rollback.md, "Fast path" and "Batches"); failbacks and
+fallbacks go to the playbook action it wraps."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
+from depmirror.rollback.batch import SwitchOutcome, batch_details
 from depmirror.rollback.decide import RollbackRefused
-from depmirror.rollback.switchover import FastPath, FastPathFailed, FastPathUnavailable, Switch
+from depmirror.rollback.switchover import FastPath, FastPathFailed, FastPathUnavailable, LeaseLost, Switch
 from depmirror.runner.actions import Action, ActionRequest, ActionResult, Started
 
 log = logging.getLogger("depmirror.runner")
+# Playbook fallbacks of one batch run at most this many at a time: when the fast path cannot decide a whole
+# zone (the store unreachable), hundreds of ansible-playbook processes at once would only starve each other.
+FALLBACKS_AT_ONCE = 2
 
 
 class FastPathAction:
@@ -27,37 +32,79 @@ class FastPathAction:
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
         if request.kind != "rollback":
             return await self.playbook.run(request, started)
-        switch = Switch(
-            dependency=request.dependency,
-            instance=request.instance,
-            store=request.store_url,
-            candidates=request.candidates,
-            trigger=request.trigger,
-            action_id=request.action_id,
-            still_mine=request.fence,
-        )
-        try:
-            event = await asyncio.to_thread(self.fast.switchover, switch, False)
-        except RollbackRefused as refused:
-            return ActionResult(outcome="failed", detail=f"refused: {refused}", details={"path": "fast"})
-        except FastPathFailed as failed:
-            return ActionResult(outcome="failed", detail=str(failed), details={"path": "fast", "phase": failed.phase})
-        except FastPathUnavailable as unavailable:
-            log.warning("%s: %s; running the playbook instead", request.dependency, unavailable)
-            result = await self.playbook.run(request, started)
-            return ActionResult(
-                outcome=result.outcome,
-                detail=result.detail,
-                target=result.target,
-                external_id=result.external_id,
-                details={**result.details, "path": "playbook", "fast_path_unavailable": str(unavailable)},
+        return (await self.run_batch([(request, started)]))[0]
+
+    async def run_batch(self, items: Sequence[tuple[ActionRequest, Started]]) -> list[ActionResult]:
+        """Rollbacks pending at the same moment, as one batch (one release per LB); one result per item, in
+        the items' order. A dependency the fast path cannot decide falls back to the playbook on its own."""
+        switches = [
+            Switch(
+                dependency=request.dependency,
+                instance=request.instance,
+                store=request.store_url,
+                candidates=request.candidates,
+                trigger=request.trigger,
+                action_id=request.action_id,
+                still_mine=request.fence,
             )
+            for request, _ in items
+        ]
+        batch = await asyncio.to_thread(self.fast.switch_batch, switches, False)
+        outcomes = batch.by_dependency()
+        rank = {outcome.dependency: number for number, outcome in enumerate(batch.outcomes, start=1)}
+        results = []
+        for request, _ in items:
+            shared = batch_details(batch.batch, len(items), rank[request.dependency])
+            results.append(self._result(outcomes[request.dependency], shared))
+        fallbacks = [
+            (number, request, started)
+            for number, (request, started) in enumerate(items)
+            if isinstance(outcomes[request.dependency].error, FastPathUnavailable)
+        ]
+        if fallbacks:
+            slots = asyncio.Semaphore(FALLBACKS_AT_ONCE)
+
+            async def fallback(request: ActionRequest, started: Started) -> ActionResult:
+                async with slots:
+                    return await self._playbook(request, started, outcomes[request.dependency])
+
+            ran = await asyncio.gather(*(fallback(r, s) for _, r, s in fallbacks))
+            for (number, _, _), result in zip(fallbacks, ran, strict=True):
+                results[number] = result
+        return results
+
+    @staticmethod
+    def _result(outcome: SwitchOutcome, shared: dict[str, object]) -> ActionResult:
+        details = {"path": "fast", **shared}
+        error = outcome.error
+        if isinstance(error, RollbackRefused):
+            return ActionResult(outcome="failed", detail=f"refused: {error}", details=details)
+        if isinstance(error, FastPathFailed):
+            return ActionResult(outcome="failed", detail=str(error), details={**details, "phase": error.phase})
+        if isinstance(error, LeaseLost):
+            # The worker records nothing for it: the runner holding the lease now decides again.
+            return ActionResult(outcome="failed", detail=str(error), details={**details, "phase": outcome.phase})
+        if error is not None:  # FastPathUnavailable: replaced by the playbook's result
+            return ActionResult(outcome="error", detail=str(error), details=details)
+        event = outcome.event
+        assert event is not None
         # One event per switchover: the runner's, carrying the fast path's decision and timings.
         return ActionResult(
             outcome="succeeded",
             detail=f"{event['reason']} (fast path)",
             target=event["target"],
             details={**event["details"], "decision": event["decision"], "decision_inputs": event["inputs"]},
+        )
+
+    async def _playbook(self, request: ActionRequest, started: Started, outcome: SwitchOutcome) -> ActionResult:
+        log.warning("%s: %s; running the playbook instead", request.dependency, outcome.error)
+        result = await self.playbook.run(request, started)
+        return ActionResult(
+            outcome=result.outcome,
+            detail=result.detail,
+            target=result.target,
+            external_id=result.external_id,
+            details={**result.details, "path": "playbook", "fast_path_unavailable": str(outcome.error)},
         )
 
     async def follow(self, external_id: str) -> ActionResult | None:

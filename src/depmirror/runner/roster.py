@@ -1,5 +1,5 @@
-"""Which instances exist: what an alert's `dependency` and `instance` labels are checked against before
-the alert may select anything (docs/runner.md, "Trust model").
+"""Which instances exist: what an alert's `dependency` and `instance` labels (and a zone alert's `zone`
+label) are checked against before the alert may select anything (docs/runner.md, "Trust model").
 
 A dependency's instances are those the applied plan in the store records; for a dependency it does not
 record (no `adjust` yet), those the graph's plan places (or the config lists)."""
@@ -7,7 +7,7 @@ record (no `adjust` yet), those the graph's plan places (or the config lists).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from depmirror.fleet.applied import hosts_by_dependency
@@ -59,6 +59,15 @@ class RosterSource:
                 self._roster = Roster(self.placed, hosts_by_dependency(plan))
                 self._stamp = stamp
         return self._roster
+
+
+def zone_reason(zone: str, zones: Collection[str], *, zone_label: str = "zone") -> str | None:
+    """Why a zone alert's zone label selects nothing, or None when it names a zone of the graph."""
+    if not zone:
+        return f"no {zone_label!r} label"
+    if zone not in zones:
+        return f"unknown zone {_short(zone)} (not in the graph)"
+    return None
 
 
 def _short(text: str) -> str:

@@ -22,6 +22,7 @@ from depmirror.runner.health import HealthChecker, load_health_checker
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.store_caller import StoreCaller
 from depmirror.runner.worker import Worker
+from depmirror.runner.zones import zone_service
 from depmirror.store.factory import open_store
 
 log = logging.getLogger("depmirror.runner")
@@ -61,6 +62,9 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
     action = build_action(config)
     worker = Worker(config, db, action, checker, metrics)
     ready = False
+    # Zone alerts and zonal shifts (runner/zones.py): intake on the webhook's store thread, the expiry and
+    # hold-time loop on the worker's.
+    zones = zone_service(config, intake_db, worker.wake.set)
     app = build_app(
         config,
         intake_db,
@@ -68,6 +72,7 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
         worker.wake.set,
         lambda: ready,
         action_problems=None if action is None else action.problems,
+        zones=zones,
     )
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -98,10 +103,13 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
         gc.freeze()
         ready = True
         worker_task = asyncio.create_task(worker.run(stop))
+        zones_task = None if zones is None else asyncio.create_task(zones.run(stop, db))
         await stop.wait()
         ready = False
         log.info("stopping: waiting up to %.0fs for running actions", DRAIN_TIMEOUT_S)
         await worker_task
+        if zones_task is not None:
+            await zones_task
         await worker.drain(DRAIN_TIMEOUT_S)
         playbook = action.playbook if isinstance(action, FastPathAction) else action
         if isinstance(playbook, AnsibleRunnerAction) and not worker.idle():

@@ -1,5 +1,6 @@
 """The worker: takes decided-nothing-yet alerts from the durable queue, decides, and acts (one at a time
-per dependency), recording every decision in the rollback history."""
+per dependency), recording every decision in the rollback history. The rollbacks of one dispatch pass go to
+an action that can batch them (the fast path) as one batch (docs/rollback.md, "Batches")."""
 
 from __future__ import annotations
 
@@ -8,18 +9,29 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from depmirror.fleet.zonal_shift import SHIFT_ALERTNAME, shift_behind
+from depmirror.health.checker import UNHEALTHY_BELOW
 from depmirror.rollback.flow import host_of
 from depmirror.runner import orphans, policy
-from depmirror.runner.actions import Action, ActionKind, ActionRequest, ActionResult
+from depmirror.runner.actions import (
+    Action,
+    ActionKind,
+    ActionRequest,
+    ActionResult,
+    BatchAction,
+    BatchGate,
+    BatchItems,
+    Started,
+)
 from depmirror.runner.config import RunnerConfig
 from depmirror.runner.events import decision_event, health_inputs, trigger
-from depmirror.runner.health import HealthChecker, HealthView
+from depmirror.runner.health import BatchHealthChecker, HealthBatch, HealthChecker, HealthRequest, HealthView
 from depmirror.runner.leases import DependencyLease
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.store_caller import StoreCaller
@@ -53,6 +65,8 @@ class Worker:
         self.wake = asyncio.Event()
         self._busy: set[str] = set()
         self._leases: dict[str, DependencyLease] = {}
+        self._gates: dict[str, BatchGate] = {}
+        self._rechecks: dict[str, HealthBatch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.policy.max_concurrent_actions)
 
@@ -114,6 +128,8 @@ class Worker:
         if by_dependency:
             for record in await self.db(self.store.abandoned_actions, self.config.runner_id):
                 abandoned.setdefault(record.dependency, []).append(record)
+        gate = self._new_gate()
+        rechecks = self._new_rechecks()
         for dependency, alerts in by_dependency.items():
             if dependency in self._busy:
                 continue  # one action at a time per dependency; the rest waits in the queue
@@ -128,9 +144,38 @@ class Worker:
             # An action a dead runner journaled for this dependency is closed before anything new starts:
             # its alerts go back to the queue, and no two actions of one dependency are ever open at once.
             await self._take_over(lease, abandoned.get(dependency, []))
+            if gate is not None:
+                gate.expect(dependency)
+                self._gates[dependency] = gate
+            if rechecks is not None:
+                rechecks.expect(dependency)
+                self._rechecks[dependency] = rechecks
             task = asyncio.create_task(self._handle(dependency, alerts))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if gate is not None:
+            gate.seal()
+        if rechecks is not None:
+            rechecks.seal()
+
+    def _new_rechecks(self) -> HealthBatch | None:
+        """The health re-checks of this dispatch pass as one checker call, when the checker can batch."""
+        if not hasattr(self.health, "check_many"):
+            return None
+        return HealthBatch(cast(BatchHealthChecker, self.health))  # it has check_many: checked just above
+
+    def _new_gate(self) -> BatchGate | None:
+        """The batch of this dispatch pass, when the action can carry several rollbacks at once."""
+        action = self.action
+        if self.config.mode != "act" or action is None or not hasattr(action, "run_batch"):
+            return None
+        batching = cast(BatchAction, action)  # it has run_batch: checked just above
+
+        async def run(items: BatchItems) -> list[ActionResult]:
+            async with self._slots:  # a batch is one action: it takes one slot, whatever its size
+                return await batching.run_batch(items)
+
+        return BatchGate(run)
 
     async def _handle(self, dependency: str, alerts: list[QueuedAlert]) -> None:
         try:
@@ -139,6 +184,12 @@ class Worker:
             log.exception("handling alerts for %r failed; they stay queued", dependency)
             await asyncio.sleep(1.0)
         finally:
+            gate = self._gates.pop(dependency, None)
+            if gate is not None:
+                gate.leave(dependency)
+            rechecks = self._rechecks.pop(dependency, None)
+            if rechecks is not None:
+                rechecks.leave(dependency)
             lease = self._leases.pop(dependency, None)
             if lease is not None:
                 await lease.release()
@@ -198,6 +249,12 @@ class Worker:
                 ours.append(alert)
             else:
                 ignored.setdefault(reason, []).append(alert)
+        if any(a.labels.get("alertname") == SHIFT_ALERTNAME for a in ours):
+            # A zonal shift moves primaries that may look healthy (a drill, an operator's shift): only one
+            # the store holds active counts, never an alert that merely carries the name.
+            shifts = await self.db(self.store.zonal_shifts, self.clock())
+            if any(shift_behind(a, shifts, self.clock()) for a in ours):
+                policy.mark_deliberate(alerts[0].dependency)
         for reason, group in ignored.items():
             await self._settle(group, self._event("alert_ignored", group, decision="ignore", reason=reason))
         for instance_alerts in policy.by_instance(ours).values():
@@ -383,22 +440,30 @@ class Worker:
         lease = self._leases.get(request.dependency)
         if lease is not None:
             request = replace(request, fence=lease.held)
-        async with self._slots:
+        gate = self._gates.get(request.dependency)
+        if gate is not None and kind != "rollback":
+            gate.leave(request.dependency)  # a failback runs on its own: the pass's batch does not wait for it
+            gate = None
+        began = time.monotonic()
+        if gate is not None:
             if lease is not None and not await lease.still_held():
+                gate.leave(request.dependency)
                 log.warning("not starting the %s of %s: the lease passed to another runner", kind, request.dependency)
-                return  # the alerts stay queued for the runner that holds the lease
+                return
             await self.db(self.store.begin_action, record)
-
-            async def started(external_id: str) -> None:
-                await self.db(self.store.set_action_external_id, request.action_id, external_id)
-
             began = time.monotonic()
-            try:
-                result = await self.action.run(request, started)
-            except Exception as error:  # a bug in an action must close its journal entry, not wedge it
-                log.exception("action %s raised", request.action_id)
-                result = ActionResult(outcome="failed", detail=f"action raised {type(error).__name__}: {error}")
-            duration = time.monotonic() - began
+            result = await self._run(request, partial(gate.submit, request))
+        else:
+            async with self._slots:
+                if lease is not None and not await lease.still_held():
+                    log.warning(
+                        "not starting the %s of %s: the lease passed to another runner", kind, request.dependency
+                    )
+                    return  # the alerts stay queued for the runner that holds the lease
+                await self.db(self.store.begin_action, record)
+                began = time.monotonic()
+                result = await self._run(request, partial(self.action.run, request))
+        duration = time.monotonic() - began
         await self._finish(
             alerts,
             record,
@@ -414,10 +479,25 @@ class Worker:
             why=why,
         )
 
+    async def _run(self, request: ActionRequest, run: Callable[[Started], Awaitable[ActionResult]]) -> ActionResult:
+        """Run the action (alone, or as part of the pass's batch) and turn a crash into a failed result."""
+
+        async def started(external_id: str) -> None:
+            await self.db(self.store.set_action_external_id, request.action_id, external_id)
+
+        try:
+            return await run(started)
+        except Exception as error:  # a bug in an action must close its journal entry, not wedge it
+            log.exception("action %s raised", request.action_id)
+            return ActionResult(outcome="failed", detail=f"action raised {type(error).__name__}: {error}")
+
     async def _follow(
         self, alerts: list[QueuedAlert], external_id: str, retry_of: str, interrupted: Event | None
     ) -> None:
         assert self.action is not None
+        gate = self._gates.get(alerts[-1].dependency)
+        if gate is not None:
+            gate.leave(alerts[-1].dependency)  # following a job started before a restart is no batch member
         kind: ActionKind = "failback" if interrupted is not None and interrupted.action == "failback" else "rollback"
         record = ActionRecord(
             action_id=uuid.uuid4().hex,
@@ -497,7 +577,14 @@ class Worker:
 
     # --- helpers -----------------------------------------------------------------------------------
     async def _check_health(self, dependency: str, instance: str) -> HealthView:
+        rechecks = self._rechecks.pop(dependency, None)
         try:
+            if rechecks is not None:
+                # The pass's re-checks go to the checker as one call; a second one of this task runs alone.
+                override = UNHEALTHY_BELOW.get()
+                threshold = override[1] if override is not None and override[0] == dependency else None
+                request = HealthRequest(dependency, instance, threshold)
+                return await asyncio.wait_for(rechecks.check(request), HEALTH_TIMEOUT_S)
             return await asyncio.wait_for(self.health.check(dependency, instance), HEALTH_TIMEOUT_S)
         except Exception as error:  # a broken checker means "unknown", never "healthy"
             return HealthView(

@@ -22,8 +22,10 @@ from depmirror.store.model import (
     EnqueueResult,
     Event,
     EventFilter,
+    Override,
     QueuedAlert,
     RfChange,
+    ZonalShift,
 )
 
 # Builds the event that records alerts refused at intake, one per reason.
@@ -40,7 +42,12 @@ STATS_QUERIES = (
     ("alerts_waiting", "SELECT count(*) FROM alert_queue WHERE state != 'done'"),
     ("alerts_decided", "SELECT count(*) FROM alert_queue WHERE state = 'done'"),
     ("open_actions", "SELECT count(*) FROM actions WHERE finished_ts IS NULL"),
+    ("zonal_shifts", "SELECT count(*) FROM zonal_shifts"),
+    ("overrides", "SELECT count(*) FROM overrides"),
 )
+# Builds the history event recorded with a zonal shift or an override, in the same transaction.
+ShiftEvent = Callable[[ZonalShift], Event]
+OverrideEvent = Callable[[Override], Event]
 
 
 class StoreError(DepmirrorError):
@@ -57,6 +64,15 @@ class StoreError(DepmirrorError):
         if fix:
             text += f" (fix: {fix})"
         super().__init__(text)
+
+
+class StoreConflict(StoreError):
+    """A write refused because of what the store holds now (a zone already shifted, too many shifts): the
+    store decides, so that two runners racing on one alert start one shift."""
+
+    def __init__(self, file: str, problem: str, fix: str = "", *, existing: ZonalShift | None = None) -> None:
+        super().__init__(file, problem, fix)
+        self.existing = existing
 
 
 class Store(ABC):
@@ -172,6 +188,47 @@ class Store(ABC):
     @abstractmethod
     def prune_queue(self, before: datetime) -> int:
         """Forget decided alerts received before `before` (history events stay forever)."""
+
+    # --- zonal shifts -----------------------------------------------------------------------------
+    @abstractmethod
+    def start_zonal_shift(
+        self, shift: ZonalShift, *, max_active: int | None = None, event: ShiftEvent | None = None
+    ) -> ZonalShift:
+        """Record a shift that starts at `shift.started_ts`; returns it with `id` set.
+
+        Raises StoreConflict when the zone already has a shift active at its start, or when `max_active`
+        shifts (of other zones) are active then: one transaction decides, so racing runners start one.
+        A shift of the zone that is still open but expired by then is ended first (end_reason "expired",
+        at its expiry). A shift given with `ended_ts` set is stored as history (`store copy`), unchecked.
+        `event(shift)` is appended to the history in the same transaction."""
+
+    @abstractmethod
+    def zonal_shifts(self, active_at: datetime | None = None) -> list[ZonalShift]:
+        """Shifts active at `active_at`, or every shift ever recorded (ended ones too) for None; by id."""
+
+    @abstractmethod
+    def end_zonal_shift(
+        self, zone: str, *, ended_ts: datetime, end_reason: str, event: ShiftEvent | None = None
+    ) -> ZonalShift | None:
+        """End the zone's open shift (expired or not), returning it ended; None if none is open, so that
+        of two runners ending one shift, one gets it (and enqueues the failback)."""
+
+    # --- overrides (run-time policy) ----------------------------------------------------------------
+    @abstractmethod
+    def set_override(self, override: Override, *, event: OverrideEvent | None = None) -> Override:
+        """Record an override; returns it with `id` set. Ends the dependency's open override first:
+        end_reason "replaced" at `override.created_ts`, or "expired" at its own expiry if it had run out.
+        One given with `ended_ts` set is stored as history (`store copy`) and ends nothing."""
+
+    @abstractmethod
+    def overrides(self, active_at: datetime | None = None) -> list[Override]:
+        """Overrides active at `active_at`, or every override ever recorded for None; by id."""
+
+    @abstractmethod
+    def end_override(
+        self, dependency: str, *, ended_ts: datetime, end_reason: str, event: OverrideEvent | None = None
+    ) -> Override | None:
+        """End the dependency's open override (expired or not), returning it ended; None if none is open."""
 
     # --- leases: one runner acts on a dependency at a time (several runners share one store) --------
     @abstractmethod

@@ -20,8 +20,24 @@ EVENT_KINDS: tuple[str, ...] = (
     "interrupted",
     "alert_ignored",
     "alert_suppressed",
+    "zonal_shift",
+    "zonal_shift_end",
+    "override",
+    "override_end",
 )
-EventKind = Literal["rollback", "failback", "rf_change", "refused", "interrupted", "alert_ignored", "alert_suppressed"]
+EventKind = Literal[
+    "rollback",
+    "failback",
+    "rf_change",
+    "refused",
+    "interrupted",
+    "alert_ignored",
+    "alert_suppressed",
+    "zonal_shift",
+    "zonal_shift_end",
+    "override",
+    "override_end",
+]
 
 # Outcomes are open-ended text so that playbooks can report their own, but these are the ones depmirror
 # writes: succeeded/failed (an action ran), shadow (decided, not run), refused, ignored, suppressed,
@@ -170,3 +186,82 @@ class ActionRecord:
     external_id: str | None = None
     trigger: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ZonalShift:
+    """Traffic moved away from a zone, by an operator or the runner, always with an expiry.
+
+    Active at t while started_ts <= t < expires_ts and it has not ended (ended_ts unset or later than t).
+    `id` is assigned by the store."""
+
+    zone: str
+    reason: str
+    created_by: str
+    started_ts: datetime
+    expires_ts: datetime
+    ended_ts: datetime | None = None
+    end_reason: str | None = None
+    id: int | None = None
+
+    def active_at(self, when: datetime) -> bool:
+        return self.started_ts <= when < self.expires_ts and (self.ended_ts is None or when < self.ended_ts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "zone": self.zone,
+            "reason": self.reason,
+            "created_by": self.created_by,
+            "started_ts": self.started_ts.isoformat(),
+            "expires_ts": self.expires_ts.isoformat(),
+            "ended_ts": None if self.ended_ts is None else self.ended_ts.isoformat(),
+            "end_reason": self.end_reason,
+        }
+
+
+# What an override may say about rollback: act on alerts (auto), ask a person (manual), decide and record
+# without acting (shadow), hold every alert back and record what would have been done (frozen).
+ROLLBACK_MODES: tuple[str, ...] = ("auto", "manual", "shadow", "frozen")
+# The dependency an override names to apply to every dependency.
+EVERY_DEPENDENCY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A run-time policy change for one dependency (or every one: "*"), with who, why and an expiry.
+
+    A field left None is not overridden. Active at t like a ZonalShift (created_ts <= t < expires_ts, not
+    ended). `id` is assigned by the store."""
+
+    dependency: str
+    rf_min: int | None
+    rf_max: int | None
+    unhealthy: float | None
+    rollback: str | None
+    reason: str
+    created_by: str
+    created_ts: datetime
+    expires_ts: datetime
+    ended_ts: datetime | None = None
+    end_reason: str | None = None
+    id: int | None = None
+
+    def active_at(self, when: datetime) -> bool:
+        return self.created_ts <= when < self.expires_ts and (self.ended_ts is None or when < self.ended_ts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "dependency": self.dependency,
+            "rf_min": self.rf_min,
+            "rf_max": self.rf_max,
+            "unhealthy": self.unhealthy,
+            "rollback": self.rollback,
+            "reason": self.reason,
+            "created_by": self.created_by,
+            "created_ts": self.created_ts.isoformat(),
+            "expires_ts": self.expires_ts.isoformat(),
+            "ended_ts": None if self.ended_ts is None else self.ended_ts.isoformat(),
+            "end_reason": self.end_reason,
+        }

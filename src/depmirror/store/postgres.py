@@ -13,15 +13,25 @@ from datetime import datetime
 from typing import Any
 
 from depmirror.store import postgres_rows as rows
-from depmirror.store.base import PENDING_PER_DEPENDENCY, STATS_QUERIES, IgnoredEvent, Store
+from depmirror.store import postgres_runtime as runtime
+from depmirror.store.base import (
+    PENDING_PER_DEPENDENCY,
+    STATS_QUERIES,
+    IgnoredEvent,
+    OverrideEvent,
+    ShiftEvent,
+    Store,
+)
 from depmirror.store.model import (
     EVENT_KINDS,
     ActionRecord,
     EnqueueResult,
     Event,
     EventFilter,
+    Override,
     QueuedAlert,
     RfChange,
+    ZonalShift,
 )
 from depmirror.store.postgres_connection import Connections, Cursor
 from depmirror.store.postgres_schema import EVENTS_LOCK_KEY, VERSION_TABLE
@@ -300,6 +310,57 @@ class PostgresStore(Store):
                 ).rowcount
             )
         )
+
+    # --- zonal shifts and overrides (postgres_runtime) ------------------------------------------------
+    def start_zonal_shift(
+        self, shift: ZonalShift, *, max_active: int | None = None, event: ShiftEvent | None = None
+    ) -> ZonalShift:
+        def work(cursor: Cursor) -> ZonalShift:
+            stored = runtime.start_shift(cursor, shift, max_active=max_active, url=self.url)
+            if event is not None:
+                _insert_event(cursor, event(stored))
+            return stored
+
+        return self._write(work)
+
+    def zonal_shifts(self, active_at: datetime | None = None) -> list[ZonalShift]:
+        sql, params = runtime.active_query("zonal_shifts", runtime.SHIFT_COLUMNS, "started_ts", active_at)
+        return [runtime.shift_from_row(row) for row in self._db.read(sql, params)]
+
+    def end_zonal_shift(
+        self, zone: str, *, ended_ts: datetime, end_reason: str, event: ShiftEvent | None = None
+    ) -> ZonalShift | None:
+        def work(cursor: Cursor) -> ZonalShift | None:
+            ended = runtime.end_shift(cursor, zone, ended_ts=ended_ts, end_reason=end_reason)
+            if ended is not None and event is not None:
+                _insert_event(cursor, event(ended))
+            return ended
+
+        return self._write(work)
+
+    def set_override(self, override: Override, *, event: OverrideEvent | None = None) -> Override:
+        def work(cursor: Cursor) -> Override:
+            stored = runtime.set_override(cursor, override)
+            if event is not None:
+                _insert_event(cursor, event(stored))
+            return stored
+
+        return self._write(work)
+
+    def overrides(self, active_at: datetime | None = None) -> list[Override]:
+        sql, params = runtime.active_query("overrides", runtime.OVERRIDE_COLUMNS, "created_ts", active_at)
+        return [runtime.override_from_row(row) for row in self._db.read(sql, params)]
+
+    def end_override(
+        self, dependency: str, *, ended_ts: datetime, end_reason: str, event: OverrideEvent | None = None
+    ) -> Override | None:
+        def work(cursor: Cursor) -> Override | None:
+            ended = runtime.end_override(cursor, dependency, ended_ts=ended_ts, end_reason=end_reason)
+            if ended is not None and event is not None:
+                _insert_event(cursor, event(ended))
+            return ended
+
+        return self._write(work)
 
     # --- leases (the server's clock: every runner agrees on when a lease runs out) ------------------
     def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:

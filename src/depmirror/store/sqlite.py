@@ -14,15 +14,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from depmirror.store.base import PENDING_PER_DEPENDENCY, STATS_QUERIES, IgnoredEvent, Store, StoreError
+from depmirror.store import sqlite_runtime as runtime
+from depmirror.store.base import (
+    PENDING_PER_DEPENDENCY,
+    STATS_QUERIES,
+    IgnoredEvent,
+    OverrideEvent,
+    ShiftEvent,
+    Store,
+    StoreError,
+)
 from depmirror.store.model import (
     EVENT_KINDS,
     ActionRecord,
     EnqueueResult,
     Event,
     EventFilter,
+    Override,
     QueuedAlert,
     RfChange,
+    ZonalShift,
 )
 from depmirror.store.sqlite_failures import explain, refuse_unopenable, refuse_unwritable
 from depmirror.store.sqlite_schema import SCHEMA, SCHEMA_VERSION
@@ -489,6 +500,49 @@ class SQLiteStore(Store):
         with self._write() as db:
             cursor = db.execute("DELETE FROM alert_queue WHERE state = 'done' AND received_ts < ?", (_ts(before),))
             return cursor.rowcount
+
+    # --- zonal shifts and overrides (sqlite_runtime; IMMEDIATE transactions make check-then-write safe) --
+    def start_zonal_shift(
+        self, shift: ZonalShift, *, max_active: int | None = None, event: ShiftEvent | None = None
+    ) -> ZonalShift:
+        with self._write() as db:
+            stored = runtime.start_shift(db, shift, max_active=max_active, url=self.url)
+            if event is not None:
+                self._insert_event(db, event(stored))
+            return stored
+
+    def zonal_shifts(self, active_at: datetime | None = None) -> list[ZonalShift]:
+        with self._read() as db:
+            return runtime.shifts(db, active_at)
+
+    def end_zonal_shift(
+        self, zone: str, *, ended_ts: datetime, end_reason: str, event: ShiftEvent | None = None
+    ) -> ZonalShift | None:
+        with self._write() as db:
+            ended = runtime.end_shift(db, zone, ended_ts=ended_ts, end_reason=end_reason)
+            if ended is not None and event is not None:
+                self._insert_event(db, event(ended))
+            return ended
+
+    def set_override(self, override: Override, *, event: OverrideEvent | None = None) -> Override:
+        with self._write() as db:
+            stored = runtime.set_override(db, override)
+            if event is not None:
+                self._insert_event(db, event(stored))
+            return stored
+
+    def overrides(self, active_at: datetime | None = None) -> list[Override]:
+        with self._read() as db:
+            return runtime.overrides(db, active_at)
+
+    def end_override(
+        self, dependency: str, *, ended_ts: datetime, end_reason: str, event: OverrideEvent | None = None
+    ) -> Override | None:
+        with self._write() as db:
+            ended = runtime.end_override(db, dependency, ended_ts=ended_ts, end_reason=end_reason)
+            if ended is not None and event is not None:
+                self._insert_event(db, event(ended))
+            return ended
 
     # --- leases -----------------------------------------------------------------------------------
     def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:

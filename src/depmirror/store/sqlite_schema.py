@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-# 2: the leases table (several runners on one store). Every statement is IF NOT EXISTS, so opening an
-# older file brings it up to date.
-SCHEMA_VERSION = 2
+# 2: the leases table (several runners on one store). 3: zonal shifts and overrides. Every statement is
+# IF NOT EXISTS, so opening an older file brings it up to date.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -92,4 +92,33 @@ CREATE TABLE IF NOT EXISTS leases (
     token INTEGER NOT NULL,
     expires_ts REAL NOT NULL
 );
+
+-- Zonal shifts and run-time overrides: rows are ended, never deleted (they are part of the audit trail).
+-- At most one open row per zone / dependency: the unique index backs the check the store makes.
+CREATE TABLE IF NOT EXISTS zonal_shifts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    zone TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    started_ts REAL NOT NULL,
+    expires_ts REAL NOT NULL,
+    ended_ts REAL,
+    end_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS zonal_shifts_open ON zonal_shifts (zone) WHERE ended_ts IS NULL;
+CREATE TABLE IF NOT EXISTS overrides (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dependency TEXT NOT NULL,
+    rf_min INTEGER,
+    rf_max INTEGER,
+    unhealthy REAL,
+    rollback TEXT,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    expires_ts REAL NOT NULL,
+    ended_ts REAL,
+    end_reason TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS overrides_open ON overrides (dependency) WHERE ended_ts IS NULL;
 """

@@ -24,6 +24,7 @@ def instances_for_host(plan: dict[str, Any], host: str) -> list[dict[str, Any]]:
                     "health_path": (item.get("deploy") or {}).get("health_path") or "/",
                     "primary_address": primary.get("address") or "",
                     "primary_port": primary.get("port") or 0,
+                    "synchronous": bool(item.get("synchronous", False)),
                 }
             )
     return sorted(found, key=lambda i: (i["role"] != "primary", i["dependency"]))

@@ -8,19 +8,17 @@ json` cannot disagree.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
-from depmirror.errors import ConfigError
+from depmirror.graph.groups import (
+    LOAD_BALANCER_GROUP,
+    ROLE_GROUPS,
+    VM_GROUP,
+    dependency_group,
+    primary_group,
+    zone_group,
+)
 from depmirror.graph.model import Graph
-
-ROLE_GROUPS = {"primary": "primaries", "mirror": "mirrors", "standby": "standbys"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
-
-
-def safe_group(name: str) -> str:
-    """Ansible warns on group names that are not Python identifiers; `-` and `.` become `_`."""
-    return _UNSAFE.sub("_", name)
 
 
 def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = None) -> dict[str, Any]:
@@ -47,24 +45,24 @@ def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = N
             "depmirror_capacity": vm.capacity,
             "depmirror_instances": [],
         }
-        member("depmirror_vms", vm.host)
-        member(f"zone_{safe_group(vm.zone)}", vm.host)
+        member(VM_GROUP, vm.host)
+        member(zone_group(vm.zone), vm.host)
     for lb in graph.load_balancers.values():
         hosts[lb.host] = {
             "ansible_host": lb.address,
             "depmirror_address": lb.address,
             "depmirror_zone": lb.zone,
         }
-        member("depmirror_load_balancers", lb.host)
+        member(LOAD_BALANCER_GROUP, lb.host)
         if lb.zone:
-            member(f"zone_{safe_group(lb.zone)}", lb.host)
+            member(zone_group(lb.zone), lb.host)
     if graph.load_balancers:
         # Only nginx needs it; on `all` every VM would print it again.
-        groups["depmirror_load_balancers"]["vars"]["depmirror_routing"] = dataclasses.asdict(graph.policy.routing)
+        groups[LOAD_BALANCER_GROUP]["vars"]["depmirror_routing"] = dataclasses.asdict(graph.policy.routing)
 
-    _refuse_clashing_groups(graph, [item["name"] for item in plan["dependencies"]])
+    # Loading the graph refused names whose groups clash (graph/groups.py): plan and plugin agree on that.
     for item in plan["dependencies"]:
-        group = f"dep_{safe_group(item['name'])}"
+        group = dependency_group(item["name"])
         groups.setdefault(group, {"hosts": [], "children": [], "vars": {}})
         for instance in item["instances"]:
             host = instance["host"]
@@ -73,8 +71,8 @@ def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = N
             hosts[host]["depmirror_instances"].append(_instance_vars(item, instance))
             if instance["role"] == "primary":
                 # the rest are `dep_<name>:!dep_<name>_primary`: one VM runs one instance of a dependency
-                groups[group]["children"].append(f"{group}_primary")
-                member(f"{group}_primary", host)
+                groups[group]["children"].append(primary_group(item["name"]))
+                member(primary_group(item["name"]), host)
             else:
                 member(group, host)
             member(ROLE_GROUPS[instance["role"]], host)
@@ -85,21 +83,6 @@ def inventory_document(graph: Graph, plan: dict[str, Any], store: str | None = N
         "depmirror_unhealthy_below": graph.policy.health.unhealthy,
     }
     return {"hosts": hosts, "groups": groups, "all_vars": all_vars}
-
-
-def _refuse_clashing_groups(graph: Graph, names: list[str]) -> None:
-    """`a-b` and `a_b`, or `cache` and `cache-primary`, would share an inventory group and its hosts."""
-    owner: dict[str, str] = {}
-    for name in names:
-        for group in (f"dep_{safe_group(name)}", f"dep_{safe_group(name)}_primary"):
-            other = owner.setdefault(group, name)
-            if other != name:
-                raise ConfigError(
-                    graph.source,
-                    f"dependencies.{name}",
-                    f"its inventory group {group} is also a group of dependency {other!r}",
-                    "rename one of the two dependencies",
-                )
 
 
 def _instance_vars(dependency: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from health, refusing an upstream with nothing healthy in it) live in one tested
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from depmirror.errors import DepmirrorError
@@ -24,6 +24,10 @@ ROUTING_DEFAULTS: Mapping[str, Any] = {
     "read_timeout": "10s",
     "proxy_next_upstream": "error timeout http_502 http_503 http_504",
 }
+
+
+# A routing mapping may carry the zones under a zonal shift; it never reaches the nginx template.
+SHIFTED_ZONES_KEY = "shifted_zones"
 
 
 class RoutingError(DepmirrorError):
@@ -73,13 +77,22 @@ def build_upstreams(
     dependencies: Iterable[Mapping[str, Any]],
     routing: Mapping[str, Any] | None = None,
     unhealthy_below: float = 0.5,
+    shifted_zones: Collection[str] = (),
 ) -> list[Upstream]:
-    """One upstream per planned dependency (items as in `Plan.to_dict()["dependencies"]`)."""
+    """One upstream per planned dependency (items as in `Plan.to_dict()["dependencies"]`).
+
+    `shifted_zones` (or `routing["shifted_zones"]`): zones under a zonal shift. Their instances, healthy or
+    not, become `backup` servers: they take traffic only if every other server fails, so a shift moves the
+    traffic of active-active dependencies too. Where nothing outside them can serve, they keep serving (a
+    shift never empties an upstream). No shift: the upstreams are exactly what they were without one."""
     merged = {**ROUTING_DEFAULTS, **(routing or {})}
-    return [_upstream(item, merged, unhealthy_below) for item in sorted(dependencies, key=lambda d: d["name"])]
+    shifted = frozenset(shifted_zones) | frozenset(merged.pop(SHIFTED_ZONES_KEY, None) or ())
+    return [_upstream(item, merged, unhealthy_below, shifted) for item in sorted(dependencies, key=lambda d: d["name"])]
 
 
-def _upstream(item: Mapping[str, Any], routing: Mapping[str, Any], unhealthy_below: float) -> Upstream:
+def _upstream(
+    item: Mapping[str, Any], routing: Mapping[str, Any], unhealthy_below: float, shifted: frozenset[str]
+) -> Upstream:
     name = item["name"]
     instances = list(item.get("instances") or [])
     if not instances:
@@ -106,6 +119,7 @@ def _upstream(item: Mapping[str, Any], routing: Mapping[str, Any], unhealthy_bel
                 health=health,
             )
         )
+    servers = _away_from(servers, instances, shifted)
     if not any(not s.backup for s in servers):
         bad = ", ".join(f"{i['host']}={i.get('health')}" for i in instances)
         raise RoutingError(
@@ -121,6 +135,15 @@ def _upstream(item: Mapping[str, Any], routing: Mapping[str, Any], unhealthy_bel
         servers=tuple(servers),
         routing=routing,
     )
+
+
+def _away_from(servers: list[Server], instances: list[Mapping[str, Any]], shifted: frozenset[str]) -> list[Server]:
+    """Servers in a shifted zone become backups, unless nothing else could then serve."""
+    if not shifted:
+        return servers
+    zones = {instance["host"]: instance.get("zone") for instance in instances}
+    moved = [replace(s, backup=True) if zones.get(s.host) in shifted else s for s in servers]
+    return moved if any(not s.backup for s in moved) else servers
 
 
 def _serving_order(instance: Mapping[str, Any]) -> tuple[int, str]:

@@ -87,5 +87,5 @@ def test_check_reports_the_schema_and_counts(tmp_path: Path) -> None:
     checked = _cli("store", "check", url)
     assert checked.returncode == 0, checked.stderr
     lines = dict(line.split(": ", 1) for line in checked.stdout.splitlines())
-    assert lines["backend"] == "sqlite" and lines["schema"] == "2"
+    assert lines["backend"] == "sqlite" and lines["schema"] == "3"
     assert lines["events"] == "30" and lines["alerts_decided"] == "1" and lines["writable"] == "True"
