@@ -1,13 +1,17 @@
-"""PostgreSQL failover on the lab: kill the primary under an INSERT load, switch with rollback.yml, measure.
+"""PostgreSQL failover on the lab through the runner's fast path: kill the primary under an INSERT load, measure.
 
 Each run deploys the lab's PostgreSQL variant afresh (inventories/lab-postgres: a primary and two streaming
-standbys, one per zone, nginx stream on lb1), starts one client that INSERTs through lb1 in a loop (one
-row per transaction, 50 ms pause after an error), SIGKILLs the primary's server (its unit stopped so
-systemd keeps it down), and runs rollback.yml at once (no alert: the alert path adds its own ~1 s,
-docs/performance.md). Figures per run:
-- kill -> switched: from the kill to the first INSERT acknowledged again through lb1 (by the new primary);
-- rollback.yml: the playbook's wall time;
-- acknowledged INSERTs, and how many of them are not readable afterwards (synchronous: must be 0).
+standbys, one per zone, nginx stream on lb1) with the lab's watchers (blackbox, Prometheus and Alertmanager
+every second, `health.samples` 1, and `depmirror serve` in act mode with the fast path on:
+tests/e2e/postgres_runner.py), starts one client that INSERTs through lb1 in a loop (one row per
+transaction, 50 ms pause after an error) and SIGKILLs the primary's server (its unit stopped so systemd
+keeps it down). Nothing else starts the switchover: the alert does. Figures per run:
+- fault -> switched: from the kill (the VM's clock right after it) to `switched_at` in the rollback event
+  (lb1 reloaded with the new primary), as bench/failover.py measures it for HTTP;
+- webhook -> switched: the runner's own part, from Alertmanager's POST to `switched_at`;
+- kill -> first ack: to the first INSERT acknowledged again through lb1 (by the new primary);
+- the fast path's phase timings, acknowledged INSERTs and how many are not readable afterwards
+  (synchronous: must be 0), and the path (`fast`; `playbook` would mean the fast path fell back).
 
 Run it holding the lab lock: `flock /tmp/depmirror-lab.lock .venv/bin/python bench/postgres_failover.py`.
 Writes bench/results/postgres_failover.json.
@@ -22,23 +26,16 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the lab test helpers (tests/integration) deploy and drive the variant
+sys.path.insert(0, str(ROOT))  # the lab test helpers (tests/) deploy, watch and drive the variant
 
 import depmirror_lab as lab  # noqa: E402
-from tests.integration.postgres_fleet import (  # noqa: E402
-    DEPENDENCY,
-    WriteLoad,
-    kill_primary,
-    postgres_fleet,
-    readable,
-)
-from tests.integration.rollback_fleet import lb_address  # noqa: E402
+from tests.e2e.postgres_runner import kill_under_load, summary, watched_postgres  # noqa: E402
+from tests.integration.postgres_fleet import readable  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from failover import lab_lock  # noqa: E402  (takes the lab lock, or re-locks the one `flock` handed down)
@@ -47,53 +44,31 @@ RESULTS = ROOT / "bench" / "results" / "postgres_failover.json"
 
 
 def one_run(paths: lab.LabPaths, workdir: Path, data_loss: str) -> dict[str, Any]:
-    with postgres_fleet(workdir, paths, data_loss) as world:
-        item = world.applied(DEPENDENCY)
-        failed, port = item["primary"]["host"], int(item["port"])
-        address = lb_address(world.graph)
-        load = WriteLoad(address, port)
-        load.prepare()
-        load.start()
-        try:
-            time.sleep(2.0)
-            killed_at = kill_primary(world, failed)
-            done, seconds = world.run(
-                "rollback.yml",
-                depmirror_dependency=DEPENDENCY,
-                depmirror_failed_instance=f"{DEPENDENCY}@{failed}",
-                depmirror_trigger={"type": "bench", "fingerprint": "postgres-kill"},
-            )
-            time.sleep(2.0)
-        finally:
-            load.stop()
-        after = [t for t in load.ack_times if t > killed_at]
-        acked = sorted(load.acked)
-        lost = sorted(set(acked) - readable(address, port, acked)) if done.rc == 0 else acked
+    with watched_postgres(paths, workdir, data_loss) as watched:
+        run = kill_under_load(watched.world)
+        row = summary(run)
+        ok = row["event"] == "rollback/succeeded" and row["path"] == "fast" and row["events"] == 1
+        acked = sorted(run.load.acked)
+        lost = sorted(set(acked) - readable(run.address, run.port, acked)) if ok else acked
+        return {"data_loss": data_loss, "ok": ok, **row, "lost": len(lost)}
+
+
+def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def spread(key: str) -> dict[str, float | None]:
+        values = [r[key] for r in runs if r.get(key) is not None]
         return {
-            "data_loss": data_loss,
-            "ok": done.rc == 0,
-            "failed": failed,
-            "target": world.primary(DEPENDENCY),
-            "kill_to_switched_s": round(after[0] - killed_at, 3) if after else None,
-            "rollback_playbook_s": round(seconds, 3),
-            "acknowledged": len(acked),
-            "lost": len(lost),
-            "client_errors": len(load.errors),
-            "error": "" if done.rc == 0 else (done.messages() or done.stderr[-500:]),
+            "median": round(statistics.median(values), 3) if values else None,
+            "min": min(values) if values else None,
+            "max": max(values) if values else None,
         }
 
-
-def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    switched = [r["kill_to_switched_s"] for r in runs if r["kill_to_switched_s"] is not None]
-    playbook = [r["rollback_playbook_s"] for r in runs]
     return {
         "runs": len(runs),
         "succeeded": sum(r["ok"] for r in runs),
-        "kill_to_switched_s": {
-            "median": round(statistics.median(switched), 3) if switched else None,
-            "max": max(switched) if switched else None,
-        },
-        "rollback_playbook_s": {"median": round(statistics.median(playbook), 3) if playbook else None},
+        "paths": sorted({str(r["path"]) for r in runs}),
+        "fault_to_switched_s": spread("fault_to_switched_s"),
+        "webhook_to_switched_s": spread("webhook_to_switched_s"),
+        "kill_to_first_ack_s": spread("kill_to_first_ack_s"),
         "acknowledged": sum(r["acknowledged"] for r in runs),
         "lost": sum(r["lost"] for r in runs),
     }
@@ -101,7 +76,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="kills per mode (default 3; each redeploys, ~1 min)")
+    parser.add_argument("--runs", type=int, default=1, help="kills per mode (default 1; each redeploys, ~2 min)")
     parser.add_argument("--modes", default="none,bounded", help="policy.replication.data_loss values to run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -125,8 +100,12 @@ def main() -> int:
     report = {
         "started": started,
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version()},
-        "settings": {"path": "rollback.yml", "max_lag_bytes": 0, "trigger": "rollback.yml started at the kill"},
-        "by_mode": {mode: summary([r for r in runs if r["data_loss"] == mode]) for mode in modes},
+        "settings": {
+            "path": "the runner's fast path (depmirror serve, act mode)",
+            "trigger": "the alert: blackbox -> Prometheus -> Alertmanager -> runner, every 1 s, health.samples 1",
+            "postgresql_max_lag_bytes": 0,
+        },
+        "by_mode": {mode: summary_of([r for r in runs if r["data_loss"] == mode]) for mode in modes},
         "runs_detail": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

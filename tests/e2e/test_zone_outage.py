@@ -10,17 +10,16 @@ acknowledged with `WAIT 1` before or during the outage can be read afterwards.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import depmirror_lab as lab
 import pytest
-import redis
 from depmirror_lab import failover, watch
+from depmirror_lab.writes import AckedWrites
 from tests.integration.ansible_run import ROOT, playbook
 from tests.integration.health_services import ALERTMANAGER, BLACKBOX, PROMETHEUS, need
 from tests.integration.rollback_fleet import environment_has_lab
@@ -70,52 +69,6 @@ def outage(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> It
         lab.restore(lab_up)
 
 
-@dataclass
-class AckedWrites:
-    """Writes through lb1, one after another, each kept only once `WAIT 1` says a replica has it; bounded in
-    count and time. Failed writes during the switch are expected (the primary is gone); lost acked ones not."""
-
-    port: int
-    max_writes: int = 20_000
-    max_seconds: float = 120.0
-    acked: list[str] = field(default_factory=list)
-    failed: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> AckedWrites:
-        self._thread = threading.Thread(target=self._run, name=f"redis-writes-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        for number in range(self.max_writes):
-            if self._stop.is_set() or time.monotonic() > deadline:
-                return
-            key = f"depmirror-zone-{self.port}-{number}"
-            try:
-                client = redis.Redis(LB, self.port, socket_timeout=2, socket_connect_timeout=2)
-                client.set(key, str(number))
-                if int(client.execute_command("WAIT", 1, 1000)) >= 1:
-                    self.acked.append(key)
-                else:
-                    self.failed += 1
-                client.close()
-            except redis.RedisError:
-                self.failed += 1
-            time.sleep(0.02)
-
-    def lost(self) -> list[str]:
-        client = redis.Redis(LB, self.port, socket_timeout=5)
-        return [key for key in self.acked if client.get(key) is None]
-
-
 def _plan(store_url: str) -> dict[str, dict[str, Any]]:
     with open_store(store_url) as store:
         record = store.applied_plan() or {}
@@ -156,7 +109,7 @@ def test_a_zone_cut_switches_every_primary_there_once_with_no_failed_request(out
         for name in active_active
     }
     writers = {
-        name: AckedWrites(graph.dependencies[name].port)
+        name: AckedWrites(LB, graph.dependencies[name].port, tag=name)
         for name in sorted(plan)
         if graph.dependencies[name].kind == "redis"
     }

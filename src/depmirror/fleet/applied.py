@@ -111,11 +111,15 @@ def record_applied_plan(
 
 
 def _summary(plan: dict[str, Any], primaries: dict[str, str]) -> dict[str, Any]:
-    """What a person compares between two applied plans: RF, mode, primary and instance placement."""
+    """What a person compares between two applied plans: RF, mode, primary and instance placement, and what
+    the runner reads from the record to move state (kind, port, a `stateful:` engine's commands)."""
     return {
         item["name"]: {
             "replication_factor": item["replication_factor"],
             "mode": item["mode"],
+            "kind": item.get("kind"),
+            "port": item.get("port"),
+            "stateful_commands": item.get("stateful_commands"),
             "primary": primaries.get(item["name"]),
             "instances": sorted(f"{i['host']}:{i['role']}" for i in item.get("instances", [])),
         }

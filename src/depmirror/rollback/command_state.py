@@ -120,9 +120,13 @@ def offsets_for(sessions: Runner, decided: Mapping[str, Any], timeout_s: float) 
     return read_offsets(sessions, StatefulCommands.of(decided["after"]), survivors, timeout_s)
 
 
+def fence_for(sessions: Runner, decided: Mapping[str, Any], *, timeout_s: float) -> bool:
+    """`fence` on the failed primary's host (best effort), before the lags are read: it stops taking writes."""
+    return fence(sessions, StatefulCommands.of(decided["after"]), str(decided["failed"]["address"]), timeout_s)
+
+
 def migrate_for(sessions: Runner, decided: Mapping[str, Any], *, timeout_s: float) -> list[str]:
-    """`fence` on the failed primary's host (best effort), then `promote` on the target's (must succeed)."""
-    commands = StatefulCommands.of(decided["after"])
-    fence(sessions, commands, str(decided["failed"]["address"]), timeout_s)
-    promote(sessions, commands, str(decided["target"]["address"]), timeout_s)
+    """`promote` on the target's host (must succeed; the old primary was fenced first). Nothing to repoint:
+    the engine's own business."""
+    promote(sessions, StatefulCommands.of(decided["after"]), str(decided["target"]["address"]), timeout_s)
     return []

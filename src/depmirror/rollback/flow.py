@@ -247,6 +247,15 @@ def prepare_failback(
     primary = _instance(item, (item.get("primary") or {}).get("host") or "")
     if recovered == primary["host"]:
         raise FailbackRefused(f"{recovered} is already the primary of {dependency}: nothing to fail back")
+    if item.get("kind") == "postgresql" or item.get("stateful_commands"):
+        # Started again as it was fenced, the old primary would accept writes on its old timeline beside the
+        # promoted one; it has to come back as a new standby built from the current primary.
+        engine = "postgresql" if item.get("kind") == "postgresql" else "stateful"
+        raise FailbackRefused(
+            f"{dependency} is a {engine} dependency: its fenced primary on {recovered} "
+            "is not started again by a failback; run adjust (adjust.yml or depmirror pyinfra adjust), "
+            "which rebuilds it as a standby of the current primary"
+        )
     vm = graph.vms.get(recovered)
     if vm is None:
         raise FlowError(f"{recovered} is not a VM of the graph {graph.source}")

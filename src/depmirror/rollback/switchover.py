@@ -1,12 +1,14 @@
-"""Switchovers carried out in-process, as one batch: decide, promote (redis), route on every LB, verify, record, fence.
+"""Switchovers carried out in-process, as one batch: decide, move the state, route on every LB, verify, record, fence.
 
 The phases and the events are those of playbooks/rollback.yml (docs/rollback.md); only the transport differs.
 Every switchover pending at the same moment goes in one batch (`switch_batch`): one read of the store and
-one health query, decisions in order of weight, redis promotions in parallel, one nginx release per load
-balancer carrying every switch, verification of all, one event per dependency sharing the batch id. One
-dependency that is refused or fails never holds back the others. A single switchover is a batch of one
-(`switchover`): what fails before the first change raises FastPathUnavailable, so the caller can fall back
-to the playbook; a failure after it is recorded as a `failed` event (nothing is undone), FastPathFailed.
+one health query, decisions in order of weight, state moved in parallel (`_mover`: redis_state,
+postgres_state, command_state; a database's old primary fenced before its positions are read), one nginx
+release per load balancer carrying every switch, verification of all, one event per dependency sharing the
+batch id. One dependency that is refused or fails never holds back the others. A single switchover is a
+batch of one (`switchover`): what fails before the first change raises FastPathUnavailable, so the caller
+can fall back to the playbook; a failure after it is recorded as a `failed` event (nothing is undone),
+FastPathFailed. A state that cannot be moved is such a failure, never a fallback: nothing is routed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from depmirror.errors import DepmirrorError
 from depmirror.graph.load import load_graph
 from depmirror.rollback import batch as shared
+from depmirror.rollback import command_state, postgres_state
 from depmirror.rollback.batch import BatchResult, HealthSource, SwitchOutcome
 from depmirror.rollback.batch_release import LbRelease, ReleaseSpec, Transport, release_on, unroutable
 from depmirror.rollback.decide import RollbackRefused
@@ -72,6 +75,14 @@ class FastPathConfig:
     verify_deadline_s: float = 3.0
     redis_max_lag_bytes: int = 0
     redis_timeout_s: float = 1.0
+    # PostgreSQL: how far behind the most advanced standby another may be and still be promoted (bytes of
+    # WAL, rollback.yml's rollback_postgresql_max_lag_bytes), and each psql call's bound (pg_promote waits
+    # up to this long for the standby to replay what it holds).
+    postgres_max_lag_bytes: int = 0
+    postgres_timeout_s: float = 10.0
+    # A `stateful:` engine: the same, in the unit its `lag` command prints, and each command's bound.
+    stateful_max_lag: int = 0
+    stateful_timeout_s: float = 10.0
     swap_timeout_s: float = 10.0
     fence_timeout_s: float = 3.0
     unit_prefix: str = "depmirror-"
@@ -182,6 +193,10 @@ class _Run:
         self.decided: dict[str, dict[str, Any]] = {}
         self.health: Mapping[str, Health] = {}
         self.offsets: dict[str, dict[str, int]] = {}
+        # Survivors of a database whose position could not be read: no candidate (host -> why).
+        self.unread: dict[str, dict[str, str]] = {}
+        # Whether the failed primary of a database answered its fence (done before its positions are read).
+        self.fenced: dict[str, bool] = {}
         self.outcomes: dict[str, SwitchOutcome] = {}
         self.timings: dict[str, float] = {}
         self.releases: dict[str, LbRelease] = {}
@@ -203,14 +218,29 @@ class _Run:
             # Its own entry is all a decision reads (the routing of the others is the release's business);
             # an unknown name gets the whole list, for the error that names what the plan has.
             self._decide(name, [by_name[name]] if name in by_name else current)
-        redis = [name for name in self.order if name in self.decided and self.decided[name]["kind"] == "redis"]
-        if redis:
-            # The most advanced survivor must be the target: read every redis survivor's offset (in
-            # parallel, across dependencies), then decide those again with them.
-            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(redis))) as pool:
-                found = pool.map(self._offsets_of, redis)
-                self.offsets = dict(zip(redis, found, strict=True))
-            for name in redis:
+        # A database's old primary is fenced before its positions are read (rollback.yml's order): one that
+        # still runs would otherwise commit past the position the choice is made on. A runner that lost the
+        # lease fences nothing.
+        stateful = [name for name in self._going() if _mover(self.decided[name]) in ("postgresql", "command")]
+        self._drop_lost("fence", stateful)
+        movable = [name for name in self._going() if _mover(self.decided[name]) is not None]
+        if movable:
+            # The most advanced survivor must be the target: read every survivor's offset (WAL position, or
+            # minus its lag; in parallel, across dependencies), then decide those again with them.
+            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(movable))) as pool:
+                found = dict(zip(movable, pool.map(self._offsets_of, movable), strict=True))
+            for name in movable:
+                offsets = found[name]
+                if isinstance(offsets, Exception):
+                    self._failed(name, "decide", offsets)  # routing untouched, and not the playbook's
+                    continue
+                self.offsets[name] = offsets
+                if name in stateful:
+                    self.unread[name] = {
+                        host: "its replication position could not be read (unreachable, or not a replica)"
+                        for host in self.decided[name]["survivors"]
+                        if host not in offsets
+                    }
                 del self.decided[name]
                 self._decide(name, [by_name[name]])
         self.timings["decide_s"] = _lap(mark)
@@ -218,11 +248,13 @@ class _Run:
     def migrate(self) -> None:
         mark = time.monotonic()
         self._drop_lost("migrate")
-        redis = [name for name in self._going() if self.decided[name]["kind"] == "redis"]
-        if redis:
-            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(redis))) as pool:
-                for name, problem in zip(redis, pool.map(self._promote, redis), strict=True):
+        movable = [name for name in self._going() if _mover(self.decided[name]) is not None]
+        if movable:
+            with ThreadPoolExecutor(max_workers=min(BATCH_THREADS, len(movable))) as pool:
+                for name, problem in zip(movable, pool.map(self._promote, movable), strict=True):
                     if isinstance(problem, Exception):
+                        # Nothing is routed: the load balancers keep sending to the failed primary (which
+                        # fails), never to a standby that did not become a writer.
                         self._failed(name, "migrate", problem)
             self.timings["migrate_s"] = _lap(mark)
 
@@ -341,7 +373,7 @@ class _Run:
     # --- one dependency ------------------------------------------------------------------------------
     def _decide(self, name: str, current: list[dict[str, Any]]) -> None:
         switch = self.switches[name]
-        health = self.health.get(name) or Health({}, {}, [], [shared.NO_PROMETHEUS])
+        health = self._health_of(name)
         try:
             decided = prepare_rollback(
                 current,
@@ -351,7 +383,7 @@ class _Run:
                 unhealthy_below=self.threshold,
                 candidates=switch.candidates,
                 offsets=self.offsets.get(name),
-                max_lag=self.config.redis_max_lag_bytes,
+                max_lag=self._max_lag(name),
             )
         except RollbackRefused as refused:
             self.outcomes[name] = SwitchOutcome(name, "refused", event=self._refusal(name, refused), error=refused)
@@ -359,35 +391,70 @@ class _Run:
         except (DepmirrorError, OSError) as error:
             self._unavailable(name, error)
             return
-        spec = self.fast.graph.dependencies.get(name)
-        if spec is not None and spec.stateful and decided["kind"] != "redis":
-            # Routing it without moving its state would send writes to a standby: the playbook moves it.
-            self._unavailable(name, DepmirrorError(f"the fast path moves redis state only, not {name}'s"))
-            return
         decided["started"] = self.started
         self.decided[name] = decided
+        spec = self.fast.graph.dependencies.get(name)
+        if spec is not None and spec.stateful and _mover(decided) is None:
+            # Routing it without moving its state would send writes to a standby: recorded, nothing routed.
+            problem = (
+                f"the applied plan gives no way to move {name}'s state (kind {decided['kind']}, no stateful_commands)"
+            )
+            self._failed(name, "decide", DepmirrorError(f"{problem}; fix: run adjust.yml with the current graph"))
 
-    def _offsets_of(self, name: str) -> dict[str, int]:
-        decided = self.decided[name]
-        survivors = {
-            i["host"]: (i["address"], int(i.get("port") or decided["port"]))
-            for i in decided["after"]["instances"]
-            if i["host"] in decided["survivors"]
-        }
-        return read_offsets(survivors, self.config.redis_timeout_s)
+    def _health_of(self, name: str) -> Health:
+        health = self.health.get(name) or Health({}, {}, [], [shared.NO_PROMETHEUS])
+        unread = self.unread.get(name)
+        return dataclasses.replace(health, excluded={**health.excluded, **unread}) if unread else health
+
+    def _max_lag(self, name: str) -> int:
+        spec = self.fast.graph.dependencies.get(name)
+        if spec is not None and spec.kind == "postgresql":
+            return self.config.postgres_max_lag_bytes
+        if spec is not None and spec.state is not None:
+            return self.config.stateful_max_lag
+        return self.config.redis_max_lag_bytes
+
+    def _offsets_of(self, name: str) -> dict[str, int] | Exception:
+        """The survivors' offsets; a database's old primary fenced first. An exception: nothing may move."""
+        decided, sessions, config = self.decided[name], self.fast.sessions, self.config
+        try:
+            mover = _mover(decided)
+            if mover == "postgresql":
+                unit = f"{config.unit_prefix}{name}.service"
+                self.fenced[name] = postgres_state.fence_for(
+                    sessions, decided, unit=unit, timeout_s=config.fence_timeout_s
+                )
+                return postgres_state.offsets_for(sessions, decided, config.postgres_timeout_s)
+            if mover == "command":
+                self.fenced[name] = command_state.fence_for(sessions, decided, timeout_s=config.fence_timeout_s)
+                return command_state.offsets_for(sessions, decided, config.stateful_timeout_s)
+            survivors = {
+                i["host"]: (i["address"], int(i.get("port") or decided["port"]))
+                for i in decided["after"]["instances"]
+                if i["host"] in decided["survivors"]
+            }
+            return read_offsets(survivors, config.redis_timeout_s)
+        except (DepmirrorError, OSError, ValueError) as error:
+            return error
 
     def _promote(self, name: str) -> Exception | None:
-        decided = self.decided[name]
+        decided, sessions, config = self.decided[name], self.fast.sessions, self.config
         by_host = {
             i["host"]: (i["address"], int(i.get("port") or decided["port"])) for i in decided["after"]["instances"]
         }
         try:
-            missed = promote(
-                by_host[decided["target"]["host"]],
-                {h: by_host[h] for h in decided["replicas"]},
-                self.config.redis_timeout_s,
-            )
-        except (DepmirrorError, OSError) as error:
+            mover = _mover(decided)
+            if mover == "postgresql":
+                missed = postgres_state.migrate_for(sessions, decided, timeout_s=config.postgres_timeout_s)
+            elif mover == "command":
+                missed = command_state.migrate_for(sessions, decided, timeout_s=config.stateful_timeout_s)
+            else:
+                missed = promote(
+                    by_host[decided["target"]["host"]],
+                    {h: by_host[h] for h in decided["replicas"]},
+                    config.redis_timeout_s,
+                )
+        except (DepmirrorError, OSError, ValueError) as error:
             return error
         if missed:
             decided.setdefault("warnings", []).append(f"not repointed (adjust repairs): {missed}")
@@ -407,10 +474,10 @@ class _Run:
         )
         return check.to_dict()
 
-    def _drop_lost(self, phase: str) -> None:
-        """Asked of every dependency right before `phase`: one whose lease passed to another runner drops
-        out of the batch here (nothing of this phase runs for it; the lease holder decides again)."""
-        for name in self._going():
+    def _drop_lost(self, phase: str, names: Sequence[str] | None = None) -> None:
+        """Asked of every dependency (or of `names`) right before `phase`: one whose lease passed to another
+        runner drops out of the batch here (nothing of this phase runs for it; the lease holder decides again)."""
+        for name in self._going() if names is None else names:
             still_mine = self.switches[name].still_mine
             if still_mine is not None and not still_mine():
                 lost = LeaseLost(
@@ -439,12 +506,16 @@ class _Run:
     def _details(self, name: str, **more: Any) -> dict[str, Any]:
         rank = self.order.index(name) + 1
         switch = self.switches[name]
-        return {
+        details = {
             "path": "fast",
             "action_id": switch.action_id,
             **shared.batch_details(self.batch, len(self.order), rank),
             **more,
         }
+        if name in self.fenced:
+            # A database's old primary was fenced before anything else: said in every outcome, a refusal too.
+            details["fenced_first"] = self.fenced[name]
+        return details
 
     def _event(self, name: str) -> dict[str, Any]:
         decided, switch = self.decided[name], self.switches[name]
@@ -493,7 +564,7 @@ class _Run:
 
     def _refusal(self, name: str, refused: RollbackRefused) -> dict[str, Any]:
         switch = self.switches[name]
-        health = self.health.get(name) or Health({}, {}, [], [shared.NO_PROMETHEUS])
+        health = self._health_of(name)
         offsets = self.offsets.get(name)
         return {
             "kind": "refused",
@@ -502,14 +573,19 @@ class _Run:
             "instance": host_of(name, switch.instance),
             "action": "rollback",
             "trigger": dict(switch.trigger),
-            "inputs": inputs_of(
-                health, offsets, self.config.redis_max_lag_bytes, self.threshold, list(switch.candidates) or None
-            ),
+            "inputs": inputs_of(health, offsets, self._max_lag(name), self.threshold, list(switch.candidates) or None),
             "decision": "refuse",
             "reason": refused.decision.reason,
             "duration_s": elapsed(self.started),
             "details": self._details(name, decision=refused.decision.to_dict()),
         }
+
+
+def _mover(decided: Mapping[str, Any]) -> str | None:
+    """How a dependency's state moves: its kind's mover, `command` for a `stateful:` engine, None: nothing to move."""
+    if decided["kind"] in ("redis", "postgresql"):
+        return str(decided["kind"])
+    return "command" if command_state.applies(decided) else None
 
 
 def _lap(mark: float) -> float:

@@ -11,11 +11,14 @@ from typing import Any
 
 import ansible_runner
 
+from depmirror.rollback.batch import new_batch_id
+from depmirror.rollback.flow import host_of
 from depmirror.runner import orphans
-from depmirror.runner.actions import ActionRequest, ActionResult, Started
+from depmirror.runner.actions import ActionRequest, ActionResult, BatchItems, Started
 from depmirror.runner.config import ActionConfig
 from depmirror.runner.extra_vars import write_extra_vars
 from depmirror.runner.tools import find_tool
+from depmirror.store import EventFilter, open_store
 
 # Each run leaves artifacts (stdout, events); keep the most recent for debugging, not forever.
 KEEP_RUNS = 50
@@ -48,6 +51,53 @@ class AnsibleRunnerAction:
 
     async def run(self, request: ActionRequest, started: Started) -> ActionResult:
         playbook = self.config.playbook if request.kind == "rollback" else self.config.failback_playbook
+        problem = self._cannot_start(playbook)
+        if problem is not None:
+            return problem
+        data_dir = self.config.work_dir / request.action_id
+        return await self._launch(request.extra_vars(), playbook, data_dir, started)
+
+    async def run_failback_batch(self, items: BatchItems) -> list[ActionResult]:
+        """Failbacks pending at the same moment as ONE failback.yml run (`depmirror_dependencies`): one
+        resync pass per recovered host, one nginx pass per load balancer, one playbook event per dependency
+        sharing the batch id (docs/rollback.md, "Batches"). One result per item, in the items' order: a
+        dependency the playbook left out (refused, its resync or verify failed) fails alone, with the reason
+        its playbook event gives; the others succeed. A batch of one is the single failback run."""
+        if len(items) == 1:
+            request, started = items[0]
+            return [await self.run(request, started)]
+        problem = self._cannot_start(self.config.failback_playbook)
+        if problem is not None:
+            return [problem] * len(items)
+        batch = new_batch_id()
+        variables = failback_batch_vars([request for request, _ in items], batch)
+
+        async def started_all(external_id: str) -> None:
+            for _, started in items:
+                await started(external_id)
+
+        data_dir = self.config.work_dir / f"failback-batch-{batch}"
+        ran = await self._launch(variables, self.config.failback_playbook, data_dir, started_all)
+        if ran.outcome == "error":
+            return [ran] * len(items)
+        stats = ran.details.get("set_stats", {})
+        targets = stats.get("depmirror_targets") if isinstance(stats.get("depmirror_targets"), dict) else {}
+        names = [request.dependency for request, _ in items]
+        reasons = await asyncio.to_thread(_left_out_reasons, items[0][0].store_url, batch, set(names) - set(targets))
+        shared = {**ran.details, "batch": batch, "batch_size": len(items), "path": "playbook-batch"}
+        results = []
+        for name in names:
+            if name in targets:
+                detail = f"{ran.detail}; failed back in batch {batch} of {len(items)}"
+                results.append(ActionResult("succeeded", detail, target=str(targets[name]), details=dict(shared)))
+            else:
+                why = reasons.get(name, "the playbook recorded no reason (see its artifacts)")
+                results.append(
+                    ActionResult("failed", f"left out of failback batch {batch}: {why}", details=dict(shared))
+                )
+        return results
+
+    def _cannot_start(self, playbook: Path) -> ActionResult | None:
         if not playbook.is_file():
             return ActionResult(outcome="error", detail=f"playbook {playbook} does not exist")
         if self.binary is None:
@@ -56,10 +106,14 @@ class AnsibleRunnerAction:
                 detail="ansible-playbook not found beside the runner's Python nor on PATH; "
                 "install ansible-core in the runner's virtualenv",
             )
-        data_dir = self.config.work_dir / request.action_id
+        return None
+
+    async def _launch(
+        self, variables: dict[str, Any], playbook: Path, data_dir: Path, started: Started
+    ) -> ActionResult:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            run = asyncio.create_task(asyncio.to_thread(self._run_blocking, request, playbook, data_dir))
+            run = asyncio.create_task(asyncio.to_thread(self._run_blocking, variables, playbook, data_dir))
             await self._journal_process(run, data_dir, started)
             return await run
         finally:
@@ -74,10 +128,10 @@ class AnsibleRunnerAction:
                 return
             await asyncio.sleep(PID_POLL_S)
 
-    def _run_blocking(self, request: ActionRequest, playbook: Path, data_dir: Path) -> ActionResult:
+    def _run_blocking(self, variables: dict[str, Any], playbook: Path, data_dir: Path) -> ActionResult:
         # Written by us, not passed as `extravars=` (ansible-runner would put them on the command line as
         # plain JSON, which ansible-core templates): every string is marked unsafe.
-        write_extra_vars(data_dir / "env" / "extravars", request.extra_vars())
+        write_extra_vars(data_dir / "env" / "extravars", variables)
         assert self.binary is not None
         kwargs: dict[str, Any] = {
             "private_data_dir": str(data_dir),
@@ -116,6 +170,46 @@ class AnsibleRunnerAction:
     async def follow(self, external_id: str) -> ActionResult | None:
         # A playbook started by a dead runner process cannot be re-attached to; recovery ends it.
         return None
+
+
+def failback_batch_vars(requests: list[ActionRequest], batch: str) -> dict[str, Any]:
+    """failback.yml's batch inputs: every recovered instance as {dependency, instance: host}, the batch id
+    (the playbook's events carry it, and so do the runner's: `details.batch` links them, as
+    `details.action_id` links the two events of one action) and one trigger naming the batch (each runner
+    event keeps its own alert's trigger)."""
+    first = requests[0]
+    return {
+        "depmirror_dependencies": [
+            {"dependency": r.dependency, "instance": host_of(r.dependency, r.instance)} for r in requests
+        ],
+        "depmirror_batch_id": batch,
+        "depmirror_action_id": batch,
+        "depmirror_store": first.store_url,
+        "depmirror_trigger": {
+            "type": "failback_batch",
+            "batch": batch,
+            "runner_id": first.trigger.get("runner_id", ""),
+            "action_ids": {r.dependency: r.action_id for r in requests},
+        },
+    }
+
+
+def _left_out_reasons(store_url: str, batch: str, names: set[str]) -> dict[str, str]:
+    """Why failback.yml left each of `names` out of `batch`: the reason of the event it recorded for it."""
+    found: dict[str, str] = {}
+    if not names:
+        return found
+    try:
+        with open_store(store_url) as store:
+            for name in sorted(names):
+                events = store.events(EventFilter(dependency=name, kinds=("refused", "failback"), limit=10))
+                for event in events:  # newest first
+                    if event.details.get("action_id") == batch or event.details.get("batch") == batch:
+                        found[name] = f"{event.kind} ({event.outcome}): {event.reason}"[:500]
+                        break
+    except Exception as error:  # the results stand without the reasons; say why they are missing
+        return dict.fromkeys(names, f"the playbook's reason could not be read: {type(error).__name__}: {error}")
+    return found
 
 
 def _launch_wrapper(data_dir: Path, binary: str) -> Path:

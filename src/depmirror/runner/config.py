@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ ACTION_KINDS = ("ansible-runner", "awx")
 MODES = ("act", "shadow")
 ON_INTERRUPTED = ("retry", "hold")
 ON_UNKNOWN_HEALTH = ("refuse", "delegate")
+RECONCILE_FRONTENDS = ("pyinfra", "ansible", "awx")
+# The dispatch window delays every alert's action: more than this is a mistake, not a tuning.
+MAX_DISPATCH_WINDOW_S = 5.0
+DISPATCH_WINDOW_S = 0.2
+DISPATCH_WINDOW_MAX_S = 1.0
 _NGINX = NginxOptions()
 
 
@@ -78,6 +84,30 @@ class PolicyConfig:
     # Several runners on one store: how long a runner's hold on a dependency lasts without renewal, so how
     # soon another takes over from a runner that died mid-switchover (docs/ha.md).
     lease_s: float = 5.0
+    # The worker's gather (docs/runner.md, "Dispatch window"): once woken it dispatches after this long
+    # without another alert, or at most dispatch_window_max_s after the first, so a burst is one batch.
+    dispatch_window_s: float = DISPATCH_WINDOW_S
+    dispatch_window_max_s: float = DISPATCH_WINDOW_MAX_S
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileConfig:
+    """The reconciliation loop (runner/reconcile.py, docs/runner.md "Reconciliation"); off unless enabled."""
+
+    enabled: bool = False
+    frontend: str = "pyinfra"
+    graph: Path | None = None
+    interval_s: float = 30.0
+    min_gap_s: float = 60.0
+    timeout_s: float = 600.0
+    # pyinfra: the *.depmirror.yml the frontend reads; ansible: the inventories (default action.inventory).
+    fleet_file: Path | None = None
+    inventory: tuple[Path, ...] = ()
+    playbook: Path = Path("playbooks/adjust.yml")
+    awx_job_template_id: int | None = None
+    ssh: SshOptions = field(default_factory=SshOptions)
+    prometheus_url: str = ""
+    prometheus_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +137,7 @@ class RunnerConfig:
     action: ActionConfig = ActionConfig()
     policy: PolicyConfig = PolicyConfig()
     health: HealthConfig = HealthConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     queue_retention_s: float = 7 * 86400.0
     secret_envs: tuple[str, ...] = ()
 
@@ -157,8 +188,9 @@ class _Reader:
 
     def number(self, key: str, default: float, minimum: float = 0.0) -> float:
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.error(key, f"must be a number >= {minimum}, got {value!r}")
+        # NaN compares false with everything, so `value < minimum` alone would let .nan and .inf through.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+            raise self.error(key, f"must be a finite number >= {minimum}, got {value!r}")
         return float(value)
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int = 2**31) -> int:
@@ -232,6 +264,7 @@ def load_config(path: str | Path) -> RunnerConfig:
         "action",
         "policy",
         "health",
+        "reconcile",
         "queue_retention_seconds",
     }
     for key in top.data:
@@ -250,6 +283,7 @@ def load_config(path: str | Path) -> RunnerConfig:
     mode = top.choice("mode", MODES, "act")
     action = _action(top.section("action"), mode, top)
     placed = _placed(top)
+    reconcile = _reconcile(top.section("reconcile"), top, action)
     return RunnerConfig(
         path=file,
         dependencies=frozenset(placed),
@@ -268,6 +302,7 @@ def load_config(path: str | Path) -> RunnerConfig:
         action=action,
         policy=_policy(top.section("policy")),
         health=_health(top.section("health")),
+        reconcile=reconcile,
         queue_retention_s=top.number("queue_retention_seconds", 7 * 86400.0, 60.0),
         secret_envs=tuple(top.secret_envs),
     )
@@ -465,6 +500,10 @@ def _fast_path(fast: _Reader, top: _Reader, playbook: Path) -> FastPathConfig:
         verify_deadline_s=fast.number("verify_deadline_seconds", 3.0, 0.1),
         redis_max_lag_bytes=fast.integer("redis_max_lag_bytes", 0, 0),
         redis_timeout_s=fast.number("redis_timeout_seconds", 1.0, 0.05),
+        postgres_max_lag_bytes=fast.integer("postgresql_max_lag_bytes", 0, 0, 2**62),
+        postgres_timeout_s=fast.number("postgresql_timeout_seconds", 10.0, 1.0),
+        stateful_max_lag=fast.integer("stateful_max_lag", 0, 0, 2**62),
+        stateful_timeout_s=fast.number("stateful_timeout_seconds", 10.0, 0.1),
         swap_timeout_s=fast.number("swap_timeout_seconds", 10.0, 0.5),
         fence_timeout_s=fast.number("fence_timeout_seconds", 3.0, 0.1),
         unit_prefix=fast.text("unit_prefix", "depmirror-"),
@@ -505,6 +544,93 @@ def _policy(policy: _Reader) -> PolicyConfig:
         on_unknown_health=policy.choice("on_unknown_health", ON_UNKNOWN_HEALTH, "refuse"),
         max_concurrent_actions=policy.integer("max_concurrent_actions", 4, 1, 64),
         lease_s=policy.number("lease_seconds", 5.0, 1.0),
+        **_dispatch_window(policy),
+    )
+
+
+def _dispatch_window(policy: _Reader) -> dict[str, float]:
+    window = policy.number("dispatch_window_seconds", DISPATCH_WINDOW_S)
+    most = policy.number("dispatch_window_max_seconds", max(window, DISPATCH_WINDOW_MAX_S))
+    if window > MAX_DISPATCH_WINDOW_S or most > MAX_DISPATCH_WINDOW_S:
+        key = "dispatch_window_seconds" if window > MAX_DISPATCH_WINDOW_S else "dispatch_window_max_seconds"
+        fix = "every alert may wait it: a few tenths of a second"
+        raise policy.error(key, f"is over {MAX_DISPATCH_WINDOW_S:g} s", fix)
+    if most < window:
+        raise policy.error(
+            "dispatch_window_max_seconds",
+            f"is {most:g}, less than dispatch_window_seconds ({window:g})",
+            "make it at least dispatch_window_seconds",
+        )
+    return {"dispatch_window_s": window, "dispatch_window_max_s": most}
+
+
+def _reconcile(section: _Reader, top: _Reader, action: ActionConfig) -> ReconcileConfig:
+    known = {
+        "enabled", "frontend", "interval_seconds", "min_gap_seconds", "timeout_seconds", "fleet_file", "inventory",
+        "playbook", "awx_job_template_id", "ssh", "prometheus_url", "prometheus_timeout_seconds",
+    }  # fmt: skip
+    for key in section.data:
+        if key not in known:
+            raise section.error(key, "unknown setting", f"known settings: {', '.join(sorted(known))}")
+    if not section.boolean("enabled", False):
+        return ReconcileConfig()
+    frontend = section.data.get("frontend")
+    if frontend not in RECONCILE_FRONTENDS:
+        raise section.error("frontend", f"is {frontend!r}", f"use one of: {', '.join(RECONCILE_FRONTENDS)}")
+    graph = top.path("graph", None)
+    if graph is None or not graph.is_file():
+        raise top.error("graph", f"{graph or 'not set'}: reconciliation plans from the graph file", "set graph: PATH")
+    fleet_file = section.path("fleet_file", None)
+    if frontend == "pyinfra" and (fleet_file is None or not fleet_file.is_file()):
+        raise section.error(
+            "fleet_file", f"{fleet_file or 'not set'} is not a file", "the *.depmirror.yml the pyinfra frontend reads"
+        )
+    inventory_raw = section.data.get("inventory", [])
+    if isinstance(inventory_raw, str):
+        inventory_raw = [inventory_raw]
+    if not isinstance(inventory_raw, list) or not all(isinstance(i, str) and i for i in inventory_raw):
+        raise section.error("inventory", "must be a path or a list of paths")
+    inventory = tuple((Path(section.file).parent / i).resolve() for i in inventory_raw) or action.inventory
+    if frontend == "ansible" and not inventory:
+        raise section.error("inventory", "is required for the ansible frontend", "or set action.inventory")
+    playbook = section.path("playbook", None) or action.playbook.parent / "adjust.yml"
+    if frontend == "ansible" and not playbook.is_file():
+        raise section.error("playbook", f"{playbook} does not exist", "point it at playbooks/adjust.yml")
+    template = None
+    if frontend == "awx":
+        if action.awx is None:
+            raise section.error("frontend", "awx needs action.kind awx (its url and token)", "or use pyinfra")
+        template = section.integer("awx_job_template_id", 0, 1)
+    ssh = section.section("ssh")
+    fast = action.fast_path.ssh if action.fast_path is not None else SshOptions()
+    health = top.section("health").data.get("options") or {}
+    default_url = (action.fast_path.prometheus_url if action.fast_path else "") or str(
+        health.get("prometheus_url") or ""
+    )
+    url = section.text("prometheus_url", default_url)
+    if url and not url.startswith(("http://", "https://")):
+        raise section.error("prometheus_url", f"must be an http(s) URL, got {url!r}")
+    return ReconcileConfig(
+        enabled=True,
+        frontend=frontend,
+        graph=graph,
+        interval_s=section.number("interval_seconds", 30.0, 1.0),
+        min_gap_s=section.number("min_gap_seconds", 60.0, 0.0),
+        timeout_s=section.number("timeout_seconds", 600.0, 1.0),
+        fleet_file=fleet_file,
+        inventory=inventory,
+        playbook=playbook,
+        awx_job_template_id=template,
+        ssh=SshOptions(
+            user=ssh.text("user", fast.user),
+            key_file=str(ssh.path("key_file", None) or "") or fast.key_file,
+            known_hosts=str(ssh.path("known_hosts", None) or "") or fast.known_hosts,
+            port=ssh.integer("port", fast.port, 1, 65535),
+            connect_timeout_s=ssh.number("connect_timeout_seconds", 5.0, 1.0),
+            become=ssh.boolean("become", fast.become),
+        ),
+        prometheus_url=url,
+        prometheus_timeout_s=section.number("prometheus_timeout_seconds", 2.0, 0.1),
     )
 
 

@@ -60,6 +60,7 @@ class FastPathAction:
             (number, request, started)
             for number, (request, started) in enumerate(items)
             if isinstance(outcomes[request.dependency].error, FastPathUnavailable)
+            and self._playbook_moves_state(request.dependency)
         ]
         if fallbacks:
             slots = asyncio.Semaphore(FALLBACKS_AT_ONCE)
@@ -72,6 +73,12 @@ class FastPathAction:
             for (number, _, _), result in zip(fallbacks, ran, strict=True):
                 results[number] = result
         return results
+
+    def _playbook_moves_state(self, dependency: str) -> bool:
+        """rollback.yml moves redis and postgresql state, not a `stateful:` engine's: it would route one to a
+        replica that was never promoted. Such a dependency stays with the fast path's `error` (nothing routed)."""
+        spec = self.fast.graph.dependencies.get(dependency)
+        return spec is None or spec.state is None
 
     @staticmethod
     def _result(outcome: SwitchOutcome, shared: dict[str, object]) -> ActionResult:
@@ -106,6 +113,13 @@ class FastPathAction:
             external_id=result.external_id,
             details={**result.details, "path": "playbook", "fast_path_unavailable": str(outcome.error)},
         )
+
+    async def run_failback_batch(self, items: Sequence[tuple[ActionRequest, Started]]) -> list[ActionResult]:
+        """Failbacks go to the playbook (a resync is no fast-path step): as one batch run when it can."""
+        batching = getattr(self.playbook, "run_failback_batch", None)
+        if batching is None:
+            return [await self.playbook.run(request, started) for request, started in items]
+        return list(await batching(items))
 
     async def follow(self, external_id: str) -> ActionResult | None:
         return await self.playbook.follow(external_id)

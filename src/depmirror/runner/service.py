@@ -12,6 +12,7 @@ import ssl
 from aiohttp import web
 
 from depmirror.rollback.switchover import FastPath
+from depmirror.runner import reconcile
 from depmirror.runner.actions import Action
 from depmirror.runner.ansible_action import AnsibleRunnerAction
 from depmirror.runner.app import build_app
@@ -61,6 +62,10 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
     checker = health or load_health_checker(config.health.checker, config.health.options, str(config.path))
     action = build_action(config)
     worker = Worker(config, db, action, checker, metrics)
+    # Reconciliation (runner/reconcile.py), when enabled: a pass right after each switchover or failback.
+    reconciler = reconcile.reconciler_for(config, wake_worker=worker.wake.set)
+    if reconciler is not None:
+        worker.after_action = lambda dependency: reconciler.poke(f"switchover of {dependency}")
     ready = False
     # Zone alerts and zonal shifts (runner/zones.py): intake on the webhook's store thread, the expiry and
     # hold-time loop on the worker's.
@@ -104,12 +109,15 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
         ready = True
         worker_task = asyncio.create_task(worker.run(stop))
         zones_task = None if zones is None else asyncio.create_task(zones.run(stop, db))
+        reconcile_task = None if reconciler is None else asyncio.create_task(reconciler.run(stop))
         await stop.wait()
         ready = False
         log.info("stopping: waiting up to %.0fs for running actions", DRAIN_TIMEOUT_S)
         await worker_task
         if zones_task is not None:
             await zones_task
+        if reconciler is not None and reconcile_task is not None:
+            await reconcile.finish(reconciler, reconcile_task, DRAIN_TIMEOUT_S)
         await worker.drain(DRAIN_TIMEOUT_S)
         playbook = action.playbook if isinstance(action, FastPathAction) else action
         if isinstance(playbook, AnsibleRunnerAction) and not worker.idle():

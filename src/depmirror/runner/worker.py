@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from depmirror.fleet.zonal_shift import SHIFT_ALERTNAME, shift_behind
 from depmirror.health.checker import UNHEALTHY_BELOW
@@ -42,7 +42,16 @@ T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
 # How many recent rollback/failback events the cooldown looks through for one that ran.
 COOLDOWN_LOOKBACK = 50
-DISPATCH_BATCH_S = 0.2
+# Alerts of this many dependencies waiting after the dispatch window make a burst the worker keeps gathering.
+BURST_DEPENDENCIES = 2
+
+
+class FailbackBatchAction(Action, Protocol):
+    """An action that can carry several failbacks in one run (the playbook: one nginx pass per LB)."""
+
+    async def run_failback_batch(self, items: BatchItems) -> list[ActionResult]:
+        """One result per item, in the items' order."""
+        ...
 
 
 class Worker:
@@ -66,9 +75,12 @@ class Worker:
         self._busy: set[str] = set()
         self._leases: dict[str, DependencyLease] = {}
         self._gates: dict[str, BatchGate] = {}
+        self._failback_gates: dict[str, BatchGate] = {}
         self._rechecks: dict[str, HealthBatch] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.policy.max_concurrent_actions)
+        # Called with the dependency after each recorded switchover or failback (runner/reconcile.py pokes).
+        self.after_action: Callable[[str], None] = lambda dependency: None
 
     # --- lifecycle -----------------------------------------------------------------------------------
     async def recover(self) -> list[Event]:
@@ -106,8 +118,31 @@ class Worker:
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                # Batch a burst: during an alert storm, one pass per burst instead of one per webhook.
-                await asyncio.sleep(DISPATCH_BATCH_S)
+                await self.gather()
+
+    async def gather(self) -> None:
+        """Batch a burst: one pass per burst instead of one per webhook. Wait `dispatch_window_s` (a lone
+        alert waits only that, however many webhooks its failure brings); when by then alerts of several
+        dependencies are waiting (a zone failing: its alerts reach the runner spread over the probes' and
+        rule groups' slots), keep gathering until nothing woke the worker for the window, or until
+        `dispatch_window_max_s` after the first wake, so that the zone is one or two batches."""
+        loop = asyncio.get_running_loop()
+        window, most = self.config.policy.dispatch_window_s, self.config.policy.dispatch_window_max_s
+        deadline = loop.time() + most
+        await asyncio.sleep(window)
+        if most <= window or not await self._burst():
+            return
+        while (left := deadline - loop.time()) > 0:
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=min(window, left))
+            except TimeoutError:
+                return  # quiet for the window: the burst is over
+
+    async def _burst(self) -> bool:
+        """Whether alerts of more than one dependency wait (one failure, however many alerts, is one)."""
+        pending = await self.db(partial(self.store.pending, per_dependency=1), self.clock())
+        return len({alert.dependency for alert in pending if alert.dependency not in self._busy}) >= BURST_DEPENDENCIES
 
     async def drain(self, timeout_s: float) -> None:
         if self._tasks:
@@ -129,6 +164,7 @@ class Worker:
             for record in await self.db(self.store.abandoned_actions, self.config.runner_id):
                 abandoned.setdefault(record.dependency, []).append(record)
         gate = self._new_gate()
+        failbacks = self._new_failback_gate()
         rechecks = self._new_rechecks()
         for dependency, alerts in by_dependency.items():
             if dependency in self._busy:
@@ -147,6 +183,9 @@ class Worker:
             if gate is not None:
                 gate.expect(dependency)
                 self._gates[dependency] = gate
+            if failbacks is not None:
+                failbacks.expect(dependency)
+                self._failback_gates[dependency] = failbacks
             if rechecks is not None:
                 rechecks.expect(dependency)
                 self._rechecks[dependency] = rechecks
@@ -155,6 +194,8 @@ class Worker:
             task.add_done_callback(self._tasks.discard)
         if gate is not None:
             gate.seal()
+        if failbacks is not None:
+            failbacks.seal()
         if rechecks is not None:
             rechecks.seal()
 
@@ -177,6 +218,20 @@ class Worker:
 
         return BatchGate(run)
 
+    def _new_failback_gate(self) -> BatchGate | None:
+        """The failbacks of this dispatch pass as one batch (a zonal shift's end, resolved alerts that arrive
+        together), when the action can run several at once: one playbook run, one nginx pass per LB."""
+        action = self.action
+        if self.config.mode != "act" or action is None or not hasattr(action, "run_failback_batch"):
+            return None
+        batching = cast(FailbackBatchAction, action)  # it has run_failback_batch: checked just above
+
+        async def run(items: BatchItems) -> list[ActionResult]:
+            async with self._slots:  # one run, one slot, whatever its size
+                return await batching.run_failback_batch(items)
+
+        return BatchGate(run)
+
     async def _handle(self, dependency: str, alerts: list[QueuedAlert]) -> None:
         try:
             await self._handle_dependency(alerts)
@@ -184,9 +239,10 @@ class Worker:
             log.exception("handling alerts for %r failed; they stay queued", dependency)
             await asyncio.sleep(1.0)
         finally:
-            gate = self._gates.pop(dependency, None)
-            if gate is not None:
-                gate.leave(dependency)
+            for gates in (self._gates, self._failback_gates):
+                gate = gates.pop(dependency, None)
+                if gate is not None:
+                    gate.leave(dependency)
             rechecks = self._rechecks.pop(dependency, None)
             if rechecks is not None:
                 rechecks.leave(dependency)
@@ -440,10 +496,12 @@ class Worker:
         lease = self._leases.get(request.dependency)
         if lease is not None:
             request = replace(request, fence=lease.held)
-        gate = self._gates.get(request.dependency)
-        if gate is not None and kind != "rollback":
-            gate.leave(request.dependency)  # a failback runs on its own: the pass's batch does not wait for it
-            gate = None
+        # A rollback joins the pass's rollback batch, a failback its failback batch; each leaves the other.
+        gate, other = self._gates.get(request.dependency), self._failback_gates.get(request.dependency)
+        if kind != "rollback":
+            gate, other = other, gate
+        if other is not None:
+            other.leave(request.dependency)
         began = time.monotonic()
         if gate is not None:
             if lease is not None and not await lease.still_held():
@@ -495,9 +553,10 @@ class Worker:
         self, alerts: list[QueuedAlert], external_id: str, retry_of: str, interrupted: Event | None
     ) -> None:
         assert self.action is not None
-        gate = self._gates.get(alerts[-1].dependency)
-        if gate is not None:
-            gate.leave(alerts[-1].dependency)  # following a job started before a restart is no batch member
+        for gates in (self._gates, self._failback_gates):
+            gate = gates.get(alerts[-1].dependency)
+            if gate is not None:
+                gate.leave(alerts[-1].dependency)  # following a job started before a restart is no batch member
         kind: ActionKind = "failback" if interrupted is not None and interrupted.action == "failback" else "rollback"
         record = ActionRecord(
             action_id=uuid.uuid4().hex,
@@ -574,6 +633,7 @@ class Worker:
         self._count(stored)
         self.metrics.actions.labels(kind, result.outcome).inc()
         self.metrics.action_duration.labels(kind).observe(duration)
+        self.after_action(record.dependency)
 
     # --- helpers -----------------------------------------------------------------------------------
     async def _check_health(self, dependency: str, instance: str) -> HealthView:

@@ -24,6 +24,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "zonal_shift_end",
     "override",
     "override_end",
+    "reconcile",  # the runner's reconciliation launched (or held, or shadowed) an adjust: runner/reconcile.py
 )
 EventKind = Literal[
     "rollback",
@@ -37,6 +38,7 @@ EventKind = Literal[
     "zonal_shift_end",
     "override",
     "override_end",
+    "reconcile",
 ]
 
 # Outcomes are open-ended text so that playbooks can report their own, but these are the ones depmirror
@@ -51,6 +53,7 @@ OUTCOMES: tuple[str, ...] = (
     "suppressed",
     "interrupted",
     "superseded",
+    "held",  # reconciliation left a change alone (an override keeps its hands off)
 )
 
 AlertStatus = Literal["firing", "resolved"]

@@ -76,6 +76,22 @@ def test_a_rollback_event_moves_the_primary_the_planner_sees(tmp_path: Path) -> 
     assert list(roles.values()).count("primary") == 1
 
 
+def test_commands_added_to_a_stateful_dependency_reach_the_record(tmp_path: Path) -> None:
+    # The runner's fast path moves a `stateful:` engine's state with the commands the record carries; a
+    # record kept because RF, mode and placement did not change would leave it without them.
+    store_url = str(tmp_path / "state.db")
+    plan = _plan()
+    record_applied_plan(store_url, plan)
+    declared = copy.deepcopy(plan)
+    item = next(d for d in declared["dependencies"] if d["mode"] == "active-passive")
+    item["stateful_commands"] = {"promote": ["promote"], "fence": ["fence"], "lag": ["lag"]}
+    assert record_applied_plan(store_url, declared).changed
+    recorded = open_store(store_url).applied_plan() or {}
+    stored = next(d for d in recorded["plan"]["dependencies"] if d["name"] == item["name"])
+    assert stored["stateful_commands"] == item["stateful_commands"]
+    assert not record_applied_plan(store_url, declared).changed
+
+
 def test_reading_a_missing_store_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "nope.db"
     assert state_from_store(str(missing)) is None

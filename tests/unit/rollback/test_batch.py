@@ -23,7 +23,6 @@ from depmirror.rollback.switchover import (
     FastPath,
     FastPathConfig,
     FastPathFailed,
-    FastPathUnavailable,
     LeaseLost,
     Switch,
 )
@@ -190,7 +189,9 @@ def _upstream_of(live: str, dependency: str) -> str:
     return live[start : live.index("}", start)]
 
 
-def test_a_stateful_kind_the_fast_path_cannot_migrate_is_left_to_the_playbook(tmp_path: Path) -> None:
+def test_a_postgresql_dependency_whose_standbys_cannot_be_read_is_refused_by_the_fast_path(tmp_path: Path) -> None:
+    # The fast path moves PostgreSQL state itself (tests/unit/rollback/test_batch_postgres.py); here no VM
+    # answers SSH, so no standby's WAL position can be read: none may be promoted, and nothing is routed.
     fleet = loopback_fleet(tmp_path, 3, vms_per_zone=1, kind="postgresql")
     lb = LocalLoadBalancer(tmp_path / "lb")
     config = FastPathConfig(graph=fleet.graph_path, collection=ROOT, nginx=options_for(tmp_path / "lb"))
@@ -200,8 +201,9 @@ def test_a_stateful_kind_the_fast_path_cannot_migrate_is_left_to_the_playbook(tm
         (outcome,) = fast.switch_batch([Switch(down["name"], down["primary"]["host"], fleet.store_url)]).outcomes
     finally:
         fast.close()
-    assert outcome.status == "unavailable" and isinstance(outcome.error, FastPathUnavailable)
-    assert "redis state only" in str(outcome.error)
+    assert outcome.status == "refused" and outcome.event is not None
+    assert "position could not be read" in outcome.event["reason"], outcome.event["reason"]
+    assert outcome.event["details"]["fenced_first"] is False  # the old primary's host did not answer either
     assert lb.swaps == 0  # nothing reached the load balancer
 
 

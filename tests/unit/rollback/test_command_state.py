@@ -15,6 +15,7 @@ from depmirror.rollback.command_state import (
     applies,
     command_line,
     fence,
+    fence_for,
     migrate_for,
     offsets_for,
     parse_lag,
@@ -151,6 +152,7 @@ def test_the_fast_path_entry_points_run_fence_on_the_old_primary_then_promote_on
     shell = LocalShell()
     assert applies(decided) and not applies({"after": {"name": "cache"}})
     assert offsets_for(shell, decided, 5) == {"b": 0}
+    assert fence_for(shell, decided, timeout_s=5) is True
     assert migrate_for(shell, decided, timeout_s=5) == []
     assert log.read_text().splitlines() == ["fence", "promote"]
     assert [address for address, _ in shell.calls[-2:]] == ["10.0.0.1", "10.0.0.2"]

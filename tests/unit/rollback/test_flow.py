@@ -313,3 +313,31 @@ def test_the_primary_itself_cannot_fail_back(store: str) -> None:
             hold_s=0,
             move_primary_back=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"kind": "postgresql"}, "a postgresql"),
+        ({"stateful_commands": {"promote": ["promote"], "fence": ["fence"], "lag": ["lag"]}}, "a stateful"),
+    ],
+)
+def test_a_fenced_database_primary_is_not_started_again_by_a_failback(
+    store: str, change: dict[str, object], named: str
+) -> None:
+    # Started as it was fenced, it would take writes on its old timeline beside the promoted standby.
+    running = _rolled_back(store, datetime.now(UTC) - timedelta(hours=1))
+    for item in running:
+        if item["name"] == "sessions":
+            item.update(change)
+    with pytest.raises(FailbackRefused, match=f"{named} dependency.*rebuilds it as a standby"):
+        prepare_failback(
+            running,
+            build(base_graph()),
+            "sessions",
+            "vm-a1",
+            _health({"vm-a1": 1.0}),
+            store_url=store,
+            hold_s=0,
+            move_primary_back=False,
+        )

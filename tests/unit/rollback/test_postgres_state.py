@@ -15,6 +15,7 @@ from depmirror.rollback.postgres_state import (
     PromotionError,
     conninfo_with,
     fence,
+    fence_for,
     migrate_for,
     offsets_for,
     parse_offset,
@@ -143,7 +144,8 @@ def test_fence_stops_the_unit_and_an_unreachable_host_is_false_not_an_error() ->
     runner = Scripted({})
     assert fence(runner, "10.0.0.1", "depmirror-orders-db.service", 3.0) is True
     assert " ".join(runner.calls[-1][1]) == (
-        "systemctl stop depmirror-orders-db.service; systemctl disable depmirror-orders-db.service"
+        "systemctl stop --no-block depmirror-orders-db.service; "
+        "systemctl kill --signal=SIGKILL depmirror-orders-db.service; systemctl disable depmirror-orders-db.service"
     )
     runner.down.add("10.0.0.1")
     assert fence(runner, "10.0.0.1", "depmirror-orders-db.service", 3.0) is False
@@ -185,7 +187,8 @@ def test_the_fast_path_entry_points_promote_the_most_advanced_after_fencing_the_
     runner.calls.clear()
     runner.answers[("10.0.0.3", "SELECT")] = (0, "t\nf\n")
     runner.answers[("10.0.0.2", "SELECT")] = (0, "user=rep application_name=b host=10.0.0.1 port=5544\n")
-    assert migrate_for(runner, decided, unit="depmirror-orders-db.service", timeout_s=1.0) == []
+    assert fence_for(runner, decided, unit="depmirror-orders-db.service", timeout_s=1.0) is True
+    assert migrate_for(runner, decided, timeout_s=1.0) == []
     visited = [address for address, _ in runner.calls]
-    assert visited[0] == "10.0.0.1", "the old primary must be fenced before anything is promoted"
+    assert visited[0] == "10.0.0.1" and "10.0.0.1" not in visited[1:], "the old primary: fenced, nothing else"
     assert visited.index("10.0.0.3") < visited.index("10.0.0.2"), "promote first, then repoint"

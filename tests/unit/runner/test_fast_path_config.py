@@ -63,6 +63,16 @@ def test_off_unless_enabled(write_config: Any) -> None:
             "list of strings",
         ),
         (
+            fast(collection=str(ROOT), prometheus_url="http://p:9090", postgresql_timeout_seconds=float("nan")),
+            "action.fast_path.postgresql_timeout_seconds",
+            "must be a finite number",
+        ),
+        (
+            fast(collection=str(ROOT), prometheus_url="http://p:9090", verify_deadline_seconds=float("inf")),
+            "action.fast_path.verify_deadline_seconds",
+            "must be a finite number",
+        ),
+        (
             {
                 "kind": "awx",
                 "fast_path": {"enabled": True},
