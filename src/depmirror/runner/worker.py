@@ -42,6 +42,8 @@ T = TypeVar("T")
 HEALTH_TIMEOUT_S = 5.0
 # How many recent rollback/failback events the cooldown looks through for one that ran.
 COOLDOWN_LOOKBACK = 50
+# A pass at least this often with no webhook: holds that ended, leases to renew, abandoned actions.
+IDLE_PASS_S = 1.0
 # Alerts of this many dependencies waiting after the dispatch window make a burst the worker keeps gathering.
 BURST_DEPENDENCIES = 2
 
@@ -110,14 +112,17 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before the pass, not after it: a webhook whose alert was committed after the pass read
+            # the queue must start the next pass, not wait for the idle tick (issue 22: two hang faults of
+            # 210 started 0.33 s late, woken only by the next webhook).
+            self.wake.clear()
             try:
                 await self.take_over_abandoned()
                 await self.dispatch()
             except Exception:  # a store hiccup must not kill the worker; the queue keeps the alerts
                 log.exception("dispatch failed; retrying")
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self.wake.wait(), timeout=IDLE_PASS_S)
                 await self.gather()
 
     async def gather(self) -> None:
