@@ -11,7 +11,6 @@ caller holds the lab (its lock and `lab.up`).
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import depmirror_lab as lab
-import yaml
 from depmirror_lab import failover, watch
-from tests.integration.ansible_run import ROOT, playbook
+from tests.integration.ansible_run import ROOT
 from tests.integration.health_services import processes
-from tests.integration.postgres_fleet import DEPENDENCY, GRAPH, LAB_MIRROR_VARS, WriteLoad, kill_primary
+from tests.integration.postgres_fleet import DEPENDENCY, WriteLoad, deploy_variant, kill_primary, variant_graph
 from tests.integration.rollback_fleet import Fleet, lb_address
 
-from depmirror.graph.load import load_graph
 from depmirror.store import Event, EventFilter, open_store
 
 # The fault -> decision bound the test allows (the alert path plus the fast path take about 2 s; generous
@@ -54,36 +51,12 @@ class KillRun:
         return [t for t in self.load.ack_times if t > self.killed_at]
 
 
-def _graph(workdir: Path, data_loss: str) -> Path:
-    data = yaml.safe_load(GRAPH.read_text())
-    data["policy"]["replication"]["data_loss"] = data_loss
-    for dependency in data["dependencies"].values():
-        # An alert on the first failed probe (docs/performance.md: the lab's fast settings).
-        dependency.setdefault("health", {})["samples"] = 1
-    path = workdir / f"graph-{data_loss}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 @contextlib.contextmanager
 def watched_postgres(paths: lab.LabPaths, workdir: Path, data_loss: str) -> Iterator[Watched]:
     """From an empty lab: the variant deployed by adjust.yml, then the lab's watchers on it, all healthy."""
-    lab.restore(paths)
-    lab.up(paths)
-    wiped = playbook("tests/integration/playbooks/wipe.yml", [paths.inventory])
-    assert wiped.rc == 0, wiped.messages() or str(wiped.report.get("stats")) + wiped.stderr[-3000:]
-    graph_file = _graph(workdir, data_loss)
-    store = f"sqlite:///{(workdir / 'depmirror.db').resolve()}"
-    source = workdir / "lab.depmirror.yml"
-    source.write_text(
-        yaml.safe_dump({"plugin": "depmirror.mirroring.graph", "graph": str(graph_file), "state_store": store})
-    )
-    inventories = [paths.inventory, source]
-    graph = load_graph(graph_file)
-    # As postgres_fleet deploys it: adjust.yml does not pass the policy to the mirror role yet.
-    mirror_vars = {**LAB_MIRROR_VARS, "mirror_postgresql_synchronous": graph.policy.replication.data_loss == "none"}
-    adjusted = playbook("playbooks/adjust.yml", inventories, "-e", json.dumps(mirror_vars), timeout=600)
-    assert adjusted.rc == 0, adjusted.messages() or adjusted.stderr[-3000:]
+    # An alert on the first failed probe (docs/performance.md: the lab's fast settings).
+    deployed = deploy_variant(paths, variant_graph(workdir, data_loss, samples=1), workdir)
+    graph, graph_file, store, inventories = deployed.graph, deployed.graph_file, deployed.store, deployed.inventories
     settings = watch.WatchSettings(
         graph=graph_file, store=store, inventories=tuple(inventories), collection=ROOT, cooldown_s=3.0
     )

@@ -21,6 +21,7 @@ from tests.integration.health_services import processes, start_blackbox, start_p
 from tests.integration.rollback_fleet import Fleet, _write_prometheus
 
 from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.store import open_store
 
 GRAPH = ROOT / "inventories" / "lab-postgres" / "graph.yml"
@@ -29,23 +30,32 @@ DEPENDENCY = "orders-db"
 LAB_MIRROR_VARS = {"mirror_postgresql_client_auth": "trust"}
 
 
-def _graph_with(workdir: Path, data_loss: str) -> Path:
+def variant_graph(workdir: Path, data_loss: str, *, samples: int | None = None) -> Path:
+    """The lab's PostgreSQL graph with `data_loss` as given (and every dependency's `health.samples`)."""
     data = yaml.safe_load(GRAPH.read_text())
     data["policy"]["replication"]["data_loss"] = data_loss
+    for dependency in data["dependencies"].values() if samples is not None else ():
+        dependency.setdefault("health", {})["samples"] = samples
     path = workdir / f"graph-{data_loss}.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-@contextlib.contextmanager
-def postgres_fleet(workdir: Path, paths: lab.LabPaths, data_loss: str) -> Iterator[Fleet]:
-    """From an empty lab: the variant graph (with `data_loss` as given), a store, adjust.yml, Prometheus."""
+@dataclass(frozen=True)
+class Deployed:
+    graph_file: Path
+    graph: Graph
+    store: str
+    inventories: list[Path]
+
+
+def deploy_variant(paths: lab.LabPaths, graph_file: Path, workdir: Path) -> Deployed:
+    """From an empty lab: the graph deployed by adjust.yml, with a store and an inventory source in workdir."""
     lab.restore(paths)
     lab.up(paths)
     wiped = playbook("tests/integration/playbooks/wipe.yml", [paths.inventory])
     assert wiped.rc == 0, wiped.messages() or str(wiped.report.get("stats")) + wiped.stderr[-3000:]
-    graph_file = _graph_with(workdir, data_loss)
-    store = f"sqlite:///{workdir / 'depmirror.db'}"
+    store = f"sqlite:///{(workdir / 'depmirror.db').resolve()}"
     source = workdir / "lab.depmirror.yml"
     source.write_text(
         yaml.safe_dump({"plugin": "depmirror.mirroring.graph", "graph": str(graph_file), "state_store": store})
@@ -57,6 +67,14 @@ def postgres_fleet(workdir: Path, paths: lab.LabPaths, data_loss: str) -> Iterat
     mirror_vars = {**LAB_MIRROR_VARS, "mirror_postgresql_synchronous": graph.policy.replication.data_loss == "none"}
     adjusted = playbook("playbooks/adjust.yml", inventories, "-e", json.dumps(mirror_vars), timeout=600)
     assert adjusted.rc == 0, adjusted.messages() or adjusted.stderr[-3000:]
+    return Deployed(graph_file, graph, store, inventories)
+
+
+@contextlib.contextmanager
+def postgres_fleet(workdir: Path, paths: lab.LabPaths, data_loss: str) -> Iterator[Fleet]:
+    """From an empty lab: the variant graph (with `data_loss` as given), a store, adjust.yml, Prometheus."""
+    deployed = deploy_variant(paths, variant_graph(workdir, data_loss), workdir)
+    graph, store, inventories = deployed.graph, deployed.store, deployed.inventories
     with open_store(store) as opened:
         applied = (opened.applied_plan() or {})["plan"]
     with processes(workdir) as procs:

@@ -25,7 +25,7 @@ from depmirror.graph.load import load_graph
 from depmirror.planner.plan import compute_plan
 from depmirror.runner.actions import ActionResult
 from depmirror.runner.config import AwxConfig, RunnerConfig
-from depmirror.runner.reconcile import LEASE, Reconciler
+from depmirror.runner.reconcile import LEASE, PassResult, Reconciler
 from depmirror.runner.reconcile_frontends import AdjustRequest, AnsibleFrontend, AwxFrontend
 from depmirror.runner.store_caller import StoreCaller
 from depmirror.store import Event, EventFilter, Override, open_store
@@ -118,6 +118,15 @@ def _close(*reconcilers: Reconciler) -> None:
         reconciler.db.store.close()
 
 
+def _reconcile_once(config: RunnerConfig, frontend: Any, why: str = "test") -> PassResult:
+    """One pass of a fresh reconciler, closed afterwards."""
+    reconciler = _reconciler(config, frontend)
+    try:
+        return asyncio.run(reconciler.reconcile(why))
+    finally:
+        _close(reconciler)
+
+
 # --- what differs --------------------------------------------------------------------------------------
 def test_an_applied_plan_is_no_difference_and_a_higher_rf_wanted_is_one(fleet_config: Any) -> None:
     config = fleet_config()
@@ -154,11 +163,7 @@ def test_a_difference_launches_one_adjust_limited_to_the_changed_hosts_and_the_l
     config = fleet_config()
     _set(config, _override("reports-api", rf_min=2))
     frontend = RecordingFrontend()
-    reconciler = _reconciler(config, frontend)
-    try:
-        result = asyncio.run(reconciler.reconcile("test"))
-    finally:
-        _close(reconciler)
+    result = _reconcile_once(config, frontend)
     assert result.outcome == "launched"
     assert len(frontend.calls) == 1
     diff_hosts = set(plan_diff(EXAMPLE, store=config.store).hosts())
@@ -288,11 +293,7 @@ def test_no_adjust_while_a_switchover_of_a_dependency_runs(fleet_config: Any) ->
         # The worker's hold on the dependency while it switches it over (runner/worker.py dispatch).
         assert store.acquire_lease("reports-api", config.runner_id, 30.0) is not None
     frontend = RecordingFrontend()
-    reconciler = _reconciler(config, frontend)
-    try:
-        result = asyncio.run(reconciler.reconcile("test"))
-    finally:
-        _close(reconciler)
+    result = _reconcile_once(config, frontend)
     assert result.outcome == "skipped" and result.reason == "a switchover of reports-api runs"
     assert result.retry_in_s is not None and result.retry_in_s < 5
     assert frontend.calls == [] and _reconciles(config) == []
@@ -327,11 +328,7 @@ def test_prometheus_that_cannot_be_read_stops_every_launch(fleet_config: Any) ->
     config = fleet_config(prometheus_url="http://127.0.0.1:9")
     _set(config, _override("reports-api", rf_min=2))
     frontend = RecordingFrontend()
-    reconciler = _reconciler(config, frontend)
-    try:
-        result = asyncio.run(reconciler.reconcile("test"))
-    finally:
-        _close(reconciler)
+    result = _reconcile_once(config, frontend)
     assert result.outcome == "skipped" and "health unknown" in result.reason
     assert frontend.calls == []
 
@@ -341,11 +338,7 @@ def test_a_broken_applied_plan_in_the_store_is_a_skipped_pass_not_a_crash(fleet_
     with open_store(config.store) as store:
         store.set_applied_plan({"plan": {"dependencies": []}, "state": {"instances": "{{ lookup('pipe','id') }}"}})
     frontend = RecordingFrontend()
-    reconciler = _reconciler(config, frontend)
-    try:
-        result = asyncio.run(reconciler.reconcile("test"))
-    finally:
-        _close(reconciler)
+    result = _reconcile_once(config, frontend)
     assert result.outcome == "skipped" and result.reason.startswith("cannot plan:")
     assert frontend.calls == []
 
@@ -365,11 +358,7 @@ def test_an_applied_plan_record_adjust_never_wrote_skips_the_pass_with_one_line(
     with open_store(config.store) as store:
         store.set_applied_plan(record)
     frontend = RecordingFrontend()
-    reconciler = _reconciler(config, frontend)
-    try:
-        result = asyncio.run(reconciler.reconcile("test"))
-    finally:
-        _close(reconciler)
+    result = _reconcile_once(config, frontend)
     assert result.outcome == "skipped" and result.reason.startswith("cannot plan:"), result
     assert frontend.calls == [] and _reconciles(config) == []
     assert not any(r.exc_info for r in caplog.records), "a traceback for bad data"
