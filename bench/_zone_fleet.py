@@ -78,8 +78,12 @@ def zone_graph(dependencies: int, *, zone_samples: int = 3) -> dict[str, Any]:
         item["health"] = {"samples": 1}
     vms = [h for h in HOSTS if h.zone]
     instances = sum(item["replication"]["max"] for item in deps.values())
-    # Room for every instance with a third to spare (the planner spreads them; a zone shift adds none).
-    capacity = math.ceil(instances * 4 / 3 / len(vms))
+    minimum = sum(item["replication"]["min"] for item in deps.values())
+    per_zone = max(sum(1 for h in vms if h.zone == zone) for zone in {h.zone for h in vms})
+    # Room for every instance with a third to spare (the planner spreads them; a zone shift adds none), and
+    # for every minimum RF in the zones left when one is shifted: else the zone alert's shift is refused
+    # (fleet/zonal_shift.py's capacity check) and only the dependencies' own alerts move them.
+    capacity = max(math.ceil(instances * 4 / 3 / len(vms)), math.ceil(minimum / (len(vms) - per_zone)))
     return {
         "version": 1,
         "policy": {
@@ -149,6 +153,17 @@ def outage_summary(outages: list[dict[str, Any]]) -> dict[str, Any]:
         "client_requests_active_active": sum(o["client_requests"] for o in outages),
         "redis_acked_writes": sum(o["redis_acked"] for o in outages),
         "redis_acked_writes_lost": sum(o["redis_lost"] for o in outages),
+        # The zone alert's part (absent from runs before it was loaded in the lab).
+        "zone_alert_received_p50_s": percentile(
+            [o["zone_alert_received_s"] for o in outages if o.get("zone_alert_received_s") is not None], 0.5
+        ),
+        "zone_shifts_started": sum(
+            1
+            for o in outages
+            for z in o.get("zone_shift", [])
+            if (z["kind"], z["outcome"]) == ("zonal_shift", "succeeded")
+        ),
+        "switched_by_shift": sum(len(o.get("switched_by_shift", [])) for o in outages),
     }
 
 

@@ -13,7 +13,8 @@ the free strategy; today's adjust.yml adds the converged check and is the main r
 on top of today's playbook (pipelining off, SSH without compression, fewer forks, and Mitogen's strategies
 with `--mitogen DIR`, an unpacked Mitogen release, which the project does not depend on). It also times the
 floor: an empty play, and one module per host, over the same hosts. adjust.yml gathers no facts, so "facts
-off" is every variant's baseline.
+off" is every variant's baseline. bench/results/adjust_speed_variants.json is such a run, kept beside the main
+file (a run without the option writes `ansible_variants: null` there).
 
 Writes bench/results/adjust_speed.json: ansible_first_s, ansible_noop_s, pyinfra_first_s, pyinfra_noop_s
 (medians), noop_ratio (pyinfra / ansible), every run, and the variants; then fault_to_rf_restored_s: a primary

@@ -14,7 +14,9 @@ run (`depmirror_dependencies`: one nginx pass), then re-labels the probes.
 Writes bench/results/zone_outage.json: outages, affected_dependencies, fault_to_first_switched_p50_s,
 fault_to_last_switched_p50_s / p99_s, reloads_per_lb_per_outage_max (distinct releases the outage's
 switchover events name per LB; lb1's nginx log count alongside), events_per_affected_dependency (rollback or
-refused events per affected dependency: 1.0), unaffected_touched, client_errors_active_active,
+refused events per affected dependency: 1.0; the zone alert's own `zonal_shift` event, or its `refused`
+one, names the zone with dependency "-": it is the zone's, reported per outage under `zone_shift`, never a
+dependency's event), unaffected_touched, client_errors_active_active,
 redis_acked_writes_lost; per outage the batches, the alert arrivals at the runner, and the chain of each
 affected dependency (lab/src/depmirror_lab/chain.py; with evidence for the last one switched).
 
@@ -47,6 +49,7 @@ import _zone_fleet as zf
 from depmirror.fleet.applied import plan_of
 from depmirror.fleet.zonal_shift_service import end_shift
 from depmirror.rollback.switchover import FENCE_THREADS
+from depmirror.runner.zones import ZONE_INSTANCE_PREFIX
 from depmirror.store import EventFilter, open_store
 from failover import lab_lock
 
@@ -54,6 +57,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "zone_outage.json"
 LB = "198.18.0.2"
 SWITCH_TIMEOUT_S = 30.0
+# The dependency a zone's own events (zonal_shift, zonal_shift_end, a refused shift) are recorded under.
+ZONE_EVENT_DEPENDENCY = "-"
+# A shift's queue items carry `zonal_shift:<zone>:<dependency>:<start>` (fleet.zonal_shift.shift_fingerprint).
+SHIFT_FINGERPRINT_PREFIX = "zonal_shift:"
 # After every affected dependency has its event: resends and re-evaluations must add none.
 QUIET_S = 6.0
 # (dispatch_window_seconds, dispatch_window_max_seconds) the measured alert arrivals are replayed through.
@@ -155,7 +162,12 @@ def cut_zone(paths: lab.LabPaths, watched: watch.Watch, zone: str, number: int) 
             time.sleep(0.2)
         time.sleep(QUIET_S)
     until = time.time()
-    events = [e for e in events_since(store_url, cut_at, ("rollback", "refused")) if e.dependency]
+    found = events_since(store_url, cut_at, ("rollback", "refused", "zonal_shift"))
+    # A zonal shift's own events (`zonal_shift`, or `refused` with action zonal_shift) name the zone, with
+    # dependency "-": the zone's decision, counted per outage (`zone_shift`), never as a dependency's event.
+    # A dependency the shift moved has its one `rollback` event, as one moved by its own alert has.
+    events = [e for e in found if e.dependency not in ("", ZONE_EVENT_DEPENDENCY) and e.kind != "zonal_shift"]
+    shift_events = [e for e in found if e.dependency == ZONE_EVENT_DEPENDENCY]
     per_dependency: dict[str, int] = {}
     for event in events:
         per_dependency[event.dependency] = per_dependency.get(event.dependency, 0) + 1
@@ -198,6 +210,17 @@ def cut_zone(paths: lab.LabPaths, watched: watch.Watch, zone: str, number: int) 
     }
     lost = {name: w.lost() for name, w in writers.items()}
     arrived = arrivals(store_url, {n: before[n]["_primary"] for n in affected}, cut_at)
+    zone_alert = [
+        round(row["received_at"] - cut_at, 3)
+        for row in chain.queued_alerts(store_url, "", f"{ZONE_INSTANCE_PREFIX}{zone}", cut_at)
+        if row["status"] == "firing"
+    ]
+    by_shift = sorted(
+        e.dependency
+        for e in rollbacks
+        if str(e.trigger.get("fingerprint") or "").startswith(SHIFT_FINGERPRINT_PREFIX)
+        or any(str(f).startswith(SHIFT_FINGERPRINT_PREFIX) for f in e.trigger.get("fingerprints") or [])
+    )
     result = {
         "number": number,
         "zone": zone,
@@ -217,6 +240,20 @@ def cut_zone(paths: lab.LabPaths, watched: watch.Watch, zone: str, number: int) 
         "reloads": zf.reloads_by_lb(rollbacks),
         "nginx_reloads_lb1": nginx_reloads(paths, cut_at, until),
         "arrivals": arrived,
+        # The zone alert (DepmirrorZoneDown) reaching the runner, the shift it started (or its refusal), and
+        # which dependencies the shift's items switched rather than their own alerts.
+        "zone_alert_received_s": zone_alert[0] if zone_alert else None,
+        "zone_shift": [
+            {
+                "kind": e.kind,
+                "outcome": e.outcome,
+                "at_s": round(e.time.timestamp() - cut_at, 3),
+                "moved": len(e.details.get("moved") or []),
+                "reason": e.reason[:300],
+            }
+            for e in shift_events
+        ],
+        "switched_by_shift": by_shift,
         "gather_replay": zf.gather_replay([a["received_s"] for a in arrived], GATHER_SETTINGS),
         "client_errors": sum(len(c.errors) for c in clients.values()),
         "client_error_samples": [e for c in clients.values() for e in c.errors][:5],
@@ -240,7 +277,9 @@ def cut_zone(paths: lab.LabPaths, watched: watch.Watch, zone: str, number: int) 
         f"first {result['fault_to_first_switched_s']} s, last {result['fault_to_last_switched_s']} s, "
         f"batches {sorted(batches.values(), reverse=True)}, reloads {result['reloads']} "
         f"(nginx log {result['nginx_reloads_lb1']}), events/dependency {sorted(set(per_dependency.values()))}, "
-        f"touched {touched}, client errors {result['client_errors']}/{result['client_requests']}, "
+        f"touched {touched}, zone alert {result['zone_alert_received_s']} s, "
+        f"shift {[(z['kind'], z['outcome'], z['at_s'], z['moved']) for z in result['zone_shift']]}, "
+        f"by the shift {len(by_shift)}, client errors {result['client_errors']}/{result['client_requests']}, "
         f"redis lost {result['redis_lost']}/{result['redis_acked']}",
         flush=True,
     )
@@ -281,19 +320,11 @@ def repair(paths: lab.LabPaths, watched: watch.Watch, outage: dict[str, Any]) ->
                 raise
             done["first_start_error"] = str(error)[-300:]
     done["healthy_after_s"] = round(time.time() - began, 3)
-    with open_store(watched.store) as store:
-        now = datetime.now(UTC)
-        for shift in store.zonal_shifts(active_at=now):
-            end_shift(
-                store,
-                shift.zone,
-                now=now,
-                end_reason="bench/zone_outage.py: the zone was repaired",
-                ended_by="bench/zone_outage.py",
-                failback=False,
-                failback_hold_s=0,
-            )
-            done.setdefault("shifts_ended", []).append(shift.zone)
+    # The shift ends as `depmirror zone end` ends it (the same fleet function); failback=False: the bench
+    # fails every switched dependency back below, those its own alert moved too, in one failback.yml run.
+    ended = _end_shifts(watched, "bench/zone_outage.py: the zone was repaired")
+    if ended:
+        done["shifts_ended"] = ended
     switched = routed(watched.store)
     items = [
         {"dependency": name, "instance": host}
@@ -327,6 +358,25 @@ def repair(paths: lab.LabPaths, watched: watch.Watch, outage: dict[str, Any]) ->
     return done
 
 
+def _end_shifts(watched: watch.Watch, why: str) -> list[str]:
+    """End every open zonal shift (the next outage's zone alert must not be refused as a second shift)."""
+    ended = []
+    with open_store(watched.store) as store:
+        now = datetime.now(UTC)
+        for shift in store.zonal_shifts(active_at=now):
+            if end_shift(
+                store,
+                shift.zone,
+                now=now,
+                end_reason=why,
+                ended_by="bench/zone_outage.py",
+                failback=False,
+                failback_hold_s=0,
+            ):
+                ended.append(shift.zone)
+    return ended
+
+
 def _failed_host(store_url: str, dependency: str, since: float) -> str | None:
     events = events_since(store_url, since, ("rollback",))
     return next((e.instance for e in events if e.dependency == dependency and e.outcome == "succeeded"), None)
@@ -342,6 +392,7 @@ def restore_everything(paths: lab.LabPaths, watched: watch.Watch) -> bool:
         for host, names in hosts.items():
             failover.ssh(paths, host, f"systemctl enable --now {' '.join(names)}", timeout_s=120)
         failover.wait_healthy(watched, None, timeout_s=120)
+        _end_shifts(watched, "bench/zone_outage.py: the lab was restored after an outage that went wrong")
         return True
     except (lab.LabError, subprocess.TimeoutExpired):
         return False
@@ -385,7 +436,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dependencies", type=int, default=60, help="dependencies in the graph (default 60)")
     parser.add_argument("--outages", type=int, default=5, help="zone cuts, zones in turn (default 5)")
-    parser.add_argument("--zone-samples", type=int, default=3, help="policy.zonal_shift.samples (default 3)")
+    parser.add_argument(
+        "--zone-samples",
+        type=int,
+        default=1,
+        help="policy.zonal_shift.samples (default 1: one failed probe, as the dependencies' health.samples here)",
+    )
     parser.add_argument("--max-minutes", type=float, default=30.0, help="no new outage after this (default 30)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -2,7 +2,9 @@
 
 One sequence for the module (xdist keeps no order inside the lab group, and each step needs the one before):
 adjust.yml on the wiped lab, every managed file collected; wipe; `depmirror pyinfra adjust` with a fresh
-store, files collected again; pyinfra again (a no-op); then adjust.yml over what pyinfra left.
+store, files collected again; pyinfra again (a no-op); then adjust.yml over what pyinfra left. Then drift
+(a unit file edited, nginx.conf edited, an instance stopped) that a pyinfra adjust must find and repair,
+and drift on two VMs of which `--limit` repairs one.
 """
 
 from __future__ import annotations
@@ -118,6 +120,44 @@ class Sequence:
     noop: PyinfraRun
     ansible_after: PlaybookRun
     stores: tuple[Path, Path]
+    drift: Drift
+
+
+@dataclass
+class Drift:
+    repaired: PyinfraRun  # after a unit file, nginx.conf and an instance drifted
+    repaired_files: dict[str, dict[str, str]]
+    stopped_after: str  # `systemctl is-active` of the stopped instance after the repair
+    limited: PyinfraRun  # --limit on one of two drifted VMs
+    whole_after: PyinfraRun  # then without a limit
+
+
+def first_unit(paths: lab.LabPaths, host: str) -> str:
+    done = failover.ssh(paths, host, "ls /etc/systemd/system/depmirror-*.service | head -1", timeout_s=20)
+    assert done.returncode == 0 and done.stdout.strip(), f"{host}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def sh(paths: lab.LabPaths, host: str, command: str) -> str:
+    done = failover.ssh(paths, host, command, timeout_s=20)
+    assert done.returncode == 0, f"{host}: {command}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def drift(paths: lab.LabPaths, source: Path) -> Drift:
+    """Drift the adjust must see: vm-a1's unit edited, lb1's nginx.conf edited, vm-c1's first unit stopped;
+    then vm-a2 and vm-b1 both edited and only vm-a2 named in --limit."""
+    sh(paths, "vm-a1", f"echo '# drift' >> {first_unit(paths, 'vm-a1')}")
+    sh(paths, "lb1", "echo '# drift' >> /etc/nginx/nginx.conf")
+    stopped = first_unit(paths, "vm-c1").rsplit("/", 1)[-1]
+    sh(paths, "vm-c1", f"systemctl stop {stopped}")
+    repaired = run_pyinfra(paths, "adjust", source)
+    files = fleet_files(paths)
+    active = failover.ssh(paths, "vm-c1", f"systemctl is-active {stopped}", timeout_s=20).stdout.strip()
+    for host in ("vm-a2", "vm-b1"):
+        sh(paths, host, f"echo '# drift' >> {first_unit(paths, host)}")
+    limited = run_pyinfra(paths, "adjust", source, "--limit", "vm-a2,depmirror_load_balancers")
+    return Drift(repaired, files, active, limited, run_pyinfra(paths, "adjust", source))
 
 
 def wipe(paths: lab.LabPaths) -> None:
@@ -140,7 +180,9 @@ def sequence(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> 
     pyinfra_files = fleet_files(lab_up)
     noop = run_pyinfra(lab_up, "adjust", source)
     after = playbook("playbooks/adjust.yml", [lab_up.inventory, source])
-    yield Sequence(ansible, ansible_files, first, pyinfra_files, noop, after, (ansible_store, pyinfra_store))
+    drifted = drift(lab_up, source)
+    stores = (ansible_store, pyinfra_store)
+    yield Sequence(ansible, ansible_files, first, pyinfra_files, noop, after, stores, drifted)
     wipe(lab_up)
 
 
@@ -178,3 +220,23 @@ def test_adjust_yml_after_pyinfra_changes_nothing_on_any_host(sequence: Sequence
     assert after.hosts_changed() <= {"localhost"}, [
         (t["task"]["name"], h) for t in after.tasks() for h, r in t["hosts"].items() if r.get("changed")
     ]
+
+
+def test_pyinfra_adjust_finds_and_repairs_a_drifted_unit_nginx_conf_and_a_stopped_instance(sequence: Sequence) -> None:
+    """The no-op check reads every host once; drift on any of them still makes the phases run."""
+    found = sequence.drift.repaired
+    assert found.rc == 0, found.stderr[-3000:]
+    hosts = {host for host, _ in found.changed_ops()}
+    assert hosts == {"vm-a1", "lb1", "vm-c1"}, found.changed_ops()
+    assert sequence.drift.stopped_after == "active"
+    for host, files in sequence.ansible_files.items():
+        assert sequence.drift.repaired_files[host] == files, f"{host} differs from adjust.yml's after the repair"
+
+
+def test_a_limited_pyinfra_adjust_repairs_only_the_hosts_it_names(sequence: Sequence) -> None:
+    limited, whole = sequence.drift.limited, sequence.drift.whole_after
+    assert limited.rc == 0, limited.stderr[-3000:]
+    assert {host for host, _ in limited.changed_ops()} == {"vm-a2"}, limited.changed_ops()
+    checked = {host for phase in limited.report["phases"] for host in phase["hosts"]}
+    assert checked == {"vm-a2", "lb1"}, "the limited run has operations on the named hosts only"
+    assert whole.rc == 0 and {host for host, _ in whole.changed_ops()} == {"vm-b1"}, whole.changed_ops()

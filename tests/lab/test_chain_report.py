@@ -44,6 +44,37 @@ def test_alertmanager_steps_are_read_from_its_debug_log() -> None:
     }
 
 
+def _flush(at: str) -> str:
+    return (
+        f"ts=2026-11-29T11:00:{at}Z caller=dispatch.go:516 level=debug component=dispatcher aggrGroup="
+        '"{}:{dependency=\\"catalog-api\\", instance=\\"catalog-api@vm-b2\\"}" msg=flushing '
+        '"alerts=[DepmirrorPrimaryDown[0123456][active]]"'
+    )
+
+
+def test_in_a_burst_the_flush_is_the_last_one_before_the_webhook_arrived() -> None:
+    # A zone outage: the group is flushed again every group_interval while alerts keep firing.
+    lines = [AM_LINES[0], _flush("01.150"), AM_LINES[2], _flush("01.400"), _flush("01.650")]
+    delivered = _epoch("2026-11-29T11:00:01.160+00:00")
+
+    times = chain.alertmanager_times(lines, "catalog-api@vm-b2", ["0123456789abcdef"], delivered)
+
+    assert times["flushed_at"] == _epoch("2026-11-29T11:00:01.150+00:00")
+    assert times["notified_at"] == _epoch("2026-11-29T11:00:01.190+00:00")
+
+
+def test_a_long_window_keeps_its_first_lines_where_the_fault_starts(tmp_path: Path) -> None:
+    log = tmp_path / "alertmanager.log"
+    log.write_text("".join(_flush(f"{i // 10:02d}.{i % 10}00") + "\n" for i in range(100)))
+    start = _epoch("2026-11-29T11:00:00+00:00")
+
+    capped = chain.log_lines(log, start, start + 60, ["catalog-api@vm-b2"])
+    every = chain.log_lines(log, start, start + 60, ["catalog-api@vm-b2"], limit=None)
+
+    assert len(capped) == chain.MAX_LINES and capped[0] == every[0] and "11:00:00.000Z" in capped[0]
+    assert len(every) == 100
+
+
 def test_log_lines_keep_the_window_and_what_names_the_dependency(tmp_path: Path) -> None:
     log = tmp_path / "runner.log"
     log.write_text(

@@ -66,3 +66,22 @@ def test_up_again_changes_nothing(lab_up: lab.LabPaths) -> None:
 
     assert (report.built_image, report.created, report.repaired) == (False, [], [])
     assert containers.container_ids(lab_up) == before
+
+
+def test_a_fast_path_command_that_outlives_its_timeout_runs_once_and_says_it_may_have_acted(
+    lab_up: lab.LabPaths,
+) -> None:
+    from depmirror.errors import DepmirrorError
+    from depmirror.rollback.remote import Sessions, SshOptions
+
+    vm = next(h for h in lab.HOSTS if h.name == "vm-a1")
+    sessions = Sessions(SshOptions(key_file=str(lab_up.ssh_key), known_hosts=str(lab_up.known_hosts)))
+    marker = "/tmp/depmirror-run-once"
+    sessions.run(vm.address, f"rm -f {marker}")
+
+    # What a slow `pg_promote()` looks like from the runner: the work is done, the answer comes too late.
+    with pytest.raises(DepmirrorError, match="it may have taken effect, so it is not run again"):
+        sessions.run(vm.address, f"echo ran >> {marker}; sleep 3", timeout_s=0.5)
+
+    rc, out, _ = sessions.run(vm.address, f"cat {marker}; rm -f {marker}")
+    assert (rc, out.splitlines()) == (0, ["ran"])

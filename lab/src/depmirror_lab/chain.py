@@ -167,9 +167,16 @@ def decisions(store_url: str, dependency: str, since: float) -> list[dict[str, A
     ]
 
 
-def log_lines(file: Path, start: float, end: float, needles: Iterable[str], always: Iterable[str] = ()) -> list[str]:
+def log_lines(
+    file: Path,
+    start: float,
+    end: float,
+    needles: Iterable[str],
+    always: Iterable[str] = (),
+    limit: int | None = MAX_LINES,
+) -> list[str]:
     """Lines of a log written between start and end that name one of `needles` or carry one of `always`
-    (levels such as WARNING), at most MAX_LINES."""
+    (levels such as WARNING); the first `limit` of them, as a fault's chain starts at the fault."""
     needles, always = tuple(n for n in needles if n), tuple(always)
     try:
         text = file.read_text(errors="replace")
@@ -182,7 +189,7 @@ def log_lines(file: Path, start: float, end: float, needles: Iterable[str], alwa
             continue
         if any(n in line for n in needles) or any(a in line for a in always):
             kept.append(line[:400])
-    return kept[-MAX_LINES:] if len(kept) > MAX_LINES else kept
+    return kept if limit is None else kept[:limit]
 
 
 def line_time(line: str) -> float | None:
@@ -199,18 +206,31 @@ def line_time(line: str) -> float | None:
     return None
 
 
-def alertmanager_times(lines: list[str], instance: str, fingerprints: Iterable[str]) -> dict[str, float | None]:
-    """From Alertmanager's debug log: when it received the firing alert, flushed its group, and notified."""
+def alertmanager_times(
+    lines: list[str], instance: str, fingerprints: Iterable[str], delivered_by: float | None = None
+) -> dict[str, float | None]:
+    """From Alertmanager's debug log: when it received the firing alert, flushed its group, and notified.
+
+    In a burst (a zone outage) the instance's group is flushed again while the first webhook is still on its
+    way, so "the flush" is the last one that came before the webhook arrived (`delivered_by`), not the
+    first one after it; without a webhook, the first flush.
+    """
     short = tuple(f[:7] for f in fingerprints if f)
-    received = flushed = notified = None
+    received = None
+    flushes: list[float] = []
     for line in lines:
         when = line_time(line)
         if received is None and 'msg="Received alert"' in line and "[active]" in line and any(s in line for s in short):
             received = when
-        if flushed is None and "msg=flushing" in line and instance in line and "[active]" in line:
-            flushed = when
-        if flushed is not None and notified is None and 'msg="Notify success"' in line and when and when >= flushed:
-            notified = when
+        if when is not None and "msg=flushing" in line and instance in line and "[active]" in line:
+            flushes.append(when)
+    before = [t for t in flushes if delivered_by is None or t <= delivered_by]
+    flushed = (before[-1] if delivered_by is not None else before[0]) if before else (flushes[0] if flushes else None)
+    notified = None
+    if flushed is not None:
+        notified = next(
+            (t for line in lines if 'msg="Notify success"' in line and (t := line_time(line)) and t >= flushed), None
+        )
     return {"received_at": received, "flushed_at": flushed, "notified_at": notified}
 
 
@@ -242,8 +262,13 @@ def collect(
         [instance, *(w["fingerprint"][:7] for w in webhooks)],
         # A notification's line names neither the alert nor its group: the ones after the flush are its.
         ('msg="Notify', "level=warn", "level=error"),
+        # All of them: in a burst a group is flushed every group_interval, and a cut to the last lines lost
+        # the flush that delivered the webhook (negative `webhook_received` steps in bench/zone_outage.py).
+        limit=None,
     )
-    am = alertmanager_times(am_lines, instance, [w["fingerprint"] for w in firing])
+    am = alertmanager_times(
+        am_lines, instance, [w["fingerprint"] for w in firing], firing[0]["received_at"] if firing else None
+    )
     rollback_action = next((a for a in actions if a["kind"] == "rollback"), None)
     times = {
         "fault": fault_at,
@@ -282,7 +307,7 @@ def collect(
             "runner": log_lines(logs / "runner.log", fault_at - 1.0, until, [dependency], ("WARNING", "ERROR")),
             "alertmanager": [
                 line for line in am_lines if "level=debug" not in line or "Notify" in line or "flushing" in line
-            ],
+            ][:MAX_LINES],
             "prometheus": log_lines(logs / "prometheus.log", fault_at - 1.0, until, [], ("level=warn", "level=error")),
         }
     return chain

@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
-from depmirror.fleet.applied import plan_of
+from depmirror.fleet import probe_targets
 from depmirror.graph.load import load_graph
+from depmirror.graph.model import Graph
 from depmirror.health.queries import InstanceRef
-from depmirror.health.rules import render_rules, render_targets, scrape_configs
+from depmirror.health.rules import render_rules, render_targets, render_zone_rules, scrape_configs
 from depmirror.store import open_store
 from depmirror_lab import daemons
 from depmirror_lab.paths import LabPaths
@@ -108,18 +109,10 @@ def load(paths: LabPaths) -> Watch:
 
 
 def current_roles(store_url: str) -> dict[tuple[str, str], str]:
-    """(dependency, host) -> role, from the applied plan as routed now and the recorded primaries."""
+    """(dependency, host) -> role, from the applied plan as routed now and the recorded primaries: the roles
+    the runner's GET /api/v1/targets serves (fleet/probe_targets.py)."""
     with open_store(store_url) as store:
-        plan = plan_of(store.applied_plan())
-        primaries = store.primaries()
-    roles = {}
-    for item in plan.get("dependencies") or []:
-        standby = "standby" if item.get("mode") == "active-passive" else "mirror"
-        for instance in item.get("instances") or []:
-            primary = primaries.get(item["name"])
-            role = instance["role"] if primary is None else ("primary" if instance["host"] == primary else standby)
-            roles[(item["name"], instance["host"])] = role
-    return roles
+        return probe_targets.current_roles(store.applied_plan(), store.primaries())
 
 
 def write_targets(
@@ -223,7 +216,7 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
     every = f"{settings.interval_s:g}s"
     (workdir / "blackbox.yml").write_text(yaml.safe_dump(BLACKBOX_MODULES))
     watch.refresh_targets()
-    (workdir / "rules.yml").write_text(yaml.safe_dump(render_rules(graph, settings.interval_s), sort_keys=False))
+    (workdir / "rules.yml").write_text(yaml.safe_dump(alert_rules(graph, settings.interval_s), sort_keys=False))
     (workdir / "prometheus.yml").write_text(
         yaml.safe_dump(
             {
@@ -286,6 +279,18 @@ def start(paths: LabPaths, settings: WatchSettings) -> Watch:
         _wait_ok(url, name, logs)
     watch.save()
     return watch
+
+
+def alert_rules(graph: Graph, interval_s: float) -> dict[str, Any]:
+    """The rules the monitoring role loads (health.rules.monitoring_config): each dependency's, and the zone
+    alert `DepmirrorZoneDown` unless the graph's `policy.zonal_shift.mode` is off. The zone alert needs
+    `alert_min_vms` (default 2) VMs of a zone with every probe failing: the lab's zones have two VMs each,
+    so only a whole zone fires it; one VM cut (bench/failover.py's `cut`) never does."""
+    rules = render_rules(graph, interval_s)
+    zone_group = render_zone_rules(graph, interval_s)
+    if zone_group is not None:
+        rules["groups"].append(zone_group)
+    return rules
 
 
 def stop(paths: LabPaths) -> list[str]:

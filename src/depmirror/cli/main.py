@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["pyinfra"]:
+        # Straight to the pyinfra frontend's process: importing every command's module first costs ~0.3 s,
+        # a third of a no-op `depmirror pyinfra adjust` (docs/performance.md).
+        return _pyinfra(words[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -50,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def _pyinfra(rest: list[str]) -> int:
+    from depmirror.cli.pyinfra import hand_over  # only this command's module: the others are not needed
+
+    try:
+        return hand_over(rest)
+    except DepmirrorError as error:
+        print(f"depmirror: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

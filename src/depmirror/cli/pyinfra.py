@@ -30,9 +30,15 @@ def register(subparsers: Any) -> None:
 
 
 def _hand_over(args: argparse.Namespace) -> int:
+    return hand_over(args.rest)
+
+
+def hand_over(rest: list[str]) -> int:
+    """Replace this process with the frontend's; `depmirror.cli.main` calls it before it imports the other
+    commands' modules (docs/pyinfra.md, "Speed")."""
     if importlib.util.find_spec("pyinfra") is None:
         raise DepmirrorError(MISSING)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "depmirror.frontends.pyinfra", *args.rest])
+    os.execv(sys.executable, [sys.executable, "-m", "depmirror.frontends.pyinfra", *rest])
     return 0  # not reached: execv replaces this process

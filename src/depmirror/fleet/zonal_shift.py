@@ -99,12 +99,29 @@ def check_text(value: str, what: str, limit: int) -> str | None:
 
 
 def primaries_in(graph: Graph, state: State, zone: str) -> tuple[Moved, ...]:
-    """Every dependency of the graph whose primary runs in `zone`, by name."""
+    """Every dependency of the graph whose primary runs in `zone` and that runs somewhere else too, by name.
+    One with no instance outside the zone has nowhere to move: its own alert records that refusal, once;
+    a shift's switchover would only record it a second time (`stranded_in` names them)."""
+    stranded = set(stranded_in(graph, state, zone))
     moved = []
     for record in state.instances:
-        if record.role == "primary" and record.dependency in graph.dependencies and _zone(graph, record) == zone:
+        if (
+            record.role == "primary"
+            and record.dependency in graph.dependencies
+            and record.dependency not in stranded
+            and _zone(graph, record) == zone
+        ):
             moved.append(Moved(record.dependency, instance_key(record.dependency, record.host)))
     return tuple(sorted(set(moved), key=lambda m: m.dependency))
+
+
+def stranded_in(graph: Graph, state: State, zone: str) -> tuple[str, ...]:
+    """The dependencies of the graph with instances in `zone` and none outside it, by name."""
+    zones: dict[str, set[str | None]] = {}
+    for record in state.instances:
+        if record.dependency in graph.dependencies:
+            zones.setdefault(record.dependency, set()).add(_zone(graph, record))
+    return tuple(sorted(name for name, found in zones.items() if found == {zone}))
 
 
 def decide_shift(graph: Graph, state: State, active: Sequence[ZonalShift], request: ShiftRequest) -> ShiftDecision:
@@ -142,7 +159,13 @@ def decide_shift(graph: Graph, state: State, active: Sequence[ZonalShift], reque
     if problem:
         return refuse(problem)
     moves = primaries_in(graph, state, zone)
-    notes = () if moves else (f"no primary runs in {zone}: nothing to switch over",)
+    stranded = stranded_in(graph, state, zone)
+    notes: tuple[str, ...] = () if moves or stranded else (f"no primary runs in {zone}: nothing to switch over",)
+    if stranded:
+        listed = ", ".join(stranded[:_LISTED]) + (
+            f" and {len(stranded) - _LISTED} more" if len(stranded) > _LISTED else ""
+        )
+        notes += (f"{listed}: no instance outside {zone}, nowhere to move (not queued; adjust places one)",)
     shift = ZonalShift(
         zone=zone,
         reason=request.reason,

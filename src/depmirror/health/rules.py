@@ -72,16 +72,25 @@ def render_targets(graph: Graph, instances: Iterable[InstanceRef]) -> list[dict[
     return sorted(groups, key=lambda g: g["labels"]["instance"])
 
 
-def scrape_configs(blackbox_address: str, target_files: list[str], interval: float) -> list[dict[str, Any]]:
-    """The probe job and the exporter's own; targets come from file_sd so a rollback needs no reload."""
+def scrape_configs(
+    blackbox_address: str, target_files: list[str], interval: float, *, runner_targets: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The probe job and the exporter's own; targets come from file_sd so a rollback needs no reload, or,
+    with `runner_targets` (an `http_sd_configs` entry: url, authorization), from the runner's
+    GET /api/v1/targets, which follows reconciliation and switchovers by itself."""
     every = format_duration(interval)
+    discovery: dict[str, Any] = (
+        {"http_sd_configs": [{"refresh_interval": every, **runner_targets}]}
+        if runner_targets
+        else {"file_sd_configs": [{"files": target_files, "refresh_interval": every}]}
+    )
     return [
         {
             "job_name": BLACKBOX_JOB,
             "metrics_path": "/probe",
             "scrape_interval": every,
             "scrape_timeout": every,
-            "file_sd_configs": [{"files": target_files, "refresh_interval": every}],
+            **discovery,
             "relabel_configs": [
                 {"source_labels": ["__address__"], "target_label": "__param_target"},
                 {"source_labels": ["__param_target"], "target_label": "target"},
@@ -231,9 +240,17 @@ def instance_refs(value: Any) -> list[InstanceRef]:
 
 
 def monitoring_config(
-    graph: Graph, instances: Any, interval: str | float, blackbox_address: str, targets_file: str
+    graph: Graph,
+    instances: Any,
+    interval: str | float,
+    blackbox_address: str,
+    targets_file: str,
+    *,
+    runner_targets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the `monitoring` role writes that depends on the graph: rules, targets and scrape jobs."""
+    """Everything the `monitoring` role writes that depends on the graph: rules, targets and scrape jobs.
+    With `runner_targets` (from health.runner_discovery) the probe job discovers from the runner instead of
+    `targets_file`; the targets are still rendered (the role writes the file either way)."""
     seconds = parse_duration(interval)
     rules = render_rules(graph, seconds)
     zone_group = render_zone_rules(graph, seconds)
@@ -242,5 +259,5 @@ def monitoring_config(
     return {
         "rules": rules,
         "targets": render_targets(graph, instance_refs(instances)),
-        "scrape_configs": scrape_configs(blackbox_address, [targets_file], seconds),
+        "scrape_configs": scrape_configs(blackbox_address, [targets_file], seconds, runner_targets=runner_targets),
     }

@@ -86,17 +86,22 @@ def prometheus_health(
 
 def health_of(verdicts: Iterable[InstanceVerdict], warnings: list[str]) -> Health:
     """One dependency's Health from its verdicts: the rule of `flow.live_health` (degraded is no target)."""
+    return health_of_listed([verdict.to_dict() for verdict in verdicts], warnings)
+
+
+def health_of_listed(listed: list[dict[str, Any]], warnings: list[str]) -> Health:
+    """`health_of` from verdicts as `InstanceVerdict.to_dict` lists them (the runner's re-check keeps them in
+    its view: the batch reuses them instead of asking Prometheus again)."""
     scores: dict[str, float | None] = {}
     excluded: dict[str, str] = {}
     states: dict[str, str] = {}
-    listed = []
-    for verdict in verdicts:
-        states[verdict.host] = verdict.state
-        scores[verdict.host] = None if verdict.state == "unknown" else verdict.score
-        if verdict.state == "degraded":
-            excluded[verdict.host] = f"degraded ({verdict.reason})"
-        listed.append(verdict.to_dict())
-    return Health(scores, excluded, listed, warnings, states)
+    for verdict in listed:
+        host, state = str(verdict["host"]), str(verdict["verdict"])
+        states[host] = state
+        scores[host] = None if state == "unknown" else verdict["score"]
+        if state == "degraded":
+            excluded[host] = f"degraded ({verdict['reason']})"
+    return Health(scores, excluded, list(listed), warnings, states)
 
 
 def shifted_zones(store_url: str, now: datetime | None = None) -> list[str]:

@@ -82,8 +82,9 @@ def fence(sessions: Runner, address: str, unit: str, timeout_s: float) -> bool:
 
     Without waiting: the stop is queued (so systemd does not restart it) and the unit's processes are
     SIGKILLed at once. A plain `systemctl stop` waits for the stop job, and after a crash that job waited
-    for a restarted server's start and shutdown, past the timeout, twice (the SSH session retries): 6.4 s of
-    a switchover on the lab. A killed PostgreSQL loses no commit, and a former primary is rebuilt anyway.
+    for a restarted server's start and shutdown, past the timeout, twice (the SSH session then retried a
+    timed-out command): 6.4 s of a switchover on the lab. A killed PostgreSQL loses no commit, and a former
+    primary is rebuilt anyway.
     Best effort by design: a host that is gone cannot take writes, and the load balancer stops sending
     them once the routing is swapped.
     """

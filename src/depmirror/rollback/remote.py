@@ -103,23 +103,39 @@ class Sessions:
         self._client(address)
 
     def run(self, address: str, command: str, stdin: str = "", timeout_s: float = 10.0) -> tuple[int, str, str]:
+        """Run once; only a kept connection that turns out dead before the command starts is reopened.
+
+        A failure after the command started (a read timeout, a dropped connection) is not retried: the
+        command may have done its work (`pg_promote()`, a fence, an nginx swap), and running it a second
+        time, or reporting a promotion that happened as failed, is worse than an error that says so.
+        """
         if self.options.become:
             command = f"sudo -n sh -c {shlex.quote(command)}"
+        name = command.split()[0]
         for attempt in (1, 2):
             try:
                 client = self._client(address, fresh=attempt == 2)
                 channel_in, channel_out, channel_err = client.exec_command(command, timeout=timeout_s)
+            except RemoteError:
+                raise
+            except (OSError, paramiko.SSHException, EOFError) as error:
+                if attempt == 2:
+                    raise RemoteError(f"{name} on {address} could not start: {error}") from error
+                continue
+            try:
                 if stdin:
                     channel_in.write(stdin)
                 channel_in.channel.shutdown_write()
                 out = channel_out.read().decode()
                 err = channel_err.read().decode()
                 return channel_out.channel.recv_exit_status(), out, err
-            except RemoteError:
-                raise
             except (OSError, paramiko.SSHException, EOFError) as error:
-                if attempt == 2:
-                    raise RemoteError(f"{command.split()[0]} on {address} failed: {error}") from error
+                channel_out.channel.close()
+                reason = str(error) or type(error).__name__
+                raise RemoteError(
+                    f"{name} on {address} started but did not finish within {timeout_s:g} s ({reason});"
+                    " it may have taken effect, so it is not run again"
+                ) from error
         raise AssertionError("unreachable")
 
     def swap_release(self, address: str, swap_source: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:

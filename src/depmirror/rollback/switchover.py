@@ -99,6 +99,9 @@ class Switch:
     # Whether the caller still holds the dependency's lease (several runners on one store): asked right
     # before the state promotion and before the routing; a runner that lost it stops there.
     still_mine: Callable[[], bool] | None = None
+    # The dependency's health as the caller read it from Prometheus a moment ago (the runner's re-check of
+    # the same batch): decided on as it is, instead of a second query. None: the batch's own query.
+    health: Health | None = None
 
 
 class FastPath:
@@ -202,13 +205,17 @@ class _Run:
         self.releases: dict[str, LbRelease] = {}
         self.verified: dict[str, list[dict[str, Any]]] = {}
         self.switched_at = 0.0
+        # The dependencies decided on the caller's health (Switch.health) rather than the batch's own query.
+        self.health_reused: list[str] = []
 
     # --- phases --------------------------------------------------------------------------------------
     def decide(self) -> None:
         mark = time.monotonic()
+        given = {name: switch.health for name, switch in self.switches.items() if switch.health is not None}
+        asked = [name for name in self.order if name not in given]
         try:
             current = running_dependencies(self.store)
-            self.health = self.fast.health(self.order)
+            self.health = {**given, **(self.fast.health(asked) if asked else {})}
         except (DepmirrorError, OSError) as error:
             for name in self.order:
                 self._unavailable(name, error)
@@ -244,6 +251,7 @@ class _Run:
                 del self.decided[name]
                 self._decide(name, [by_name[name]])
         self.timings["decide_s"] = _lap(mark)
+        self.health_reused = sorted(given)
 
     def migrate(self) -> None:
         mark = time.monotonic()
@@ -540,6 +548,7 @@ class _Run:
                 releases={lb: r.release for lb, r in self.releases.items() if r.release},
                 switched_at=self.switched_at,
                 timings=dict(self.timings),
+                health_reused=name in self.health_reused,
                 warnings=decided.get("warnings", []),
                 fence="the failed instance is out of every upstream; stopping it on its host follows, best effort",
             ),

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from depmirror.health.view import HealthView
+
 ActionKind = Literal["rollback", "failback"]
 Started = Callable[[str], Awaitable[None]]
 BatchItems = Sequence[tuple["ActionRequest", Started]]
@@ -27,6 +29,9 @@ class ActionRequest:
     # Whether this runner still holds the dependency's lease: actions that can stop between steps ask it
     # right before each one (the fast path before promoting and routing). Never passed to a playbook.
     fence: Callable[[], bool] | None = field(default=None, compare=False)
+    # The re-check this decision was made on and when (time.monotonic()), when an action may decide on it
+    # as it is (the fast path: no second Prometheus query for the batch). Never passed to a playbook.
+    checked: tuple[HealthView, float] | None = field(default=None, compare=False)
 
     def extra_vars(self) -> dict[str, Any]:
         """The playbook / job template inputs (names documented in docs/runner.md)."""

@@ -72,7 +72,9 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/events", list_events)
-    api_routes.mount(app, config, db, metrics, wake, webhook_ok=authorized)
+    api_routes.mount(
+        app, config, db, metrics, wake, webhook_ok=authorized, graph=zones.graph if zones is not None else None
+    )
     return app
 
 

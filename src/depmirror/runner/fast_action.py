@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
-from depmirror.rollback.batch import SwitchOutcome, batch_details
+from depmirror.rollback.batch import SwitchOutcome, batch_details, health_of_listed
 from depmirror.rollback.decide import RollbackRefused
+from depmirror.rollback.flow import Health
 from depmirror.rollback.switchover import FastPath, FastPathFailed, FastPathUnavailable, LeaseLost, Switch
 from depmirror.runner.actions import Action, ActionRequest, ActionResult, Started
 
@@ -18,12 +20,39 @@ log = logging.getLogger("depmirror.runner")
 FALLBACKS_AT_ONCE = 2
 
 
+# How old the runner's re-check may be for the batch to decide on it instead of asking Prometheus again:
+# under one probe interval of the fastest setting (1 s), so both would read the same samples.
+REUSE_HEALTH_MAX_AGE_S = 1.0
+
+
+def reusable_health(request: ActionRequest, now: float | None = None) -> Health | None:
+    """The health the runner's re-check read for this request, for the batch's decision; None (the batch
+    asks Prometheus itself) unless it came from Prometheus, with its verdicts, under
+    REUSE_HEALTH_MAX_AGE_S ago. The worker hands it over only where it is the batch's own question: the
+    checker reads the fast path's graph and no override changed the dependency's threshold."""
+    if request.checked is None:
+        return None
+    view, at = request.checked
+    verdicts, warnings = view.inputs.get("verdicts"), view.inputs.get("warnings", [])
+    if (
+        (now if now is not None else time.monotonic()) - at > REUSE_HEALTH_MAX_AGE_S
+        or not view.source.startswith("prometheus")
+        or not isinstance(verdicts, list)
+        or not isinstance(warnings, list)
+        or not all(isinstance(v, dict) and {"host", "verdict", "score", "reason"} <= v.keys() for v in verdicts)
+    ):
+        return None
+    return health_of_listed(verdicts, [str(w) for w in warnings])
+
+
 class FastPathAction:
     name = "fast-path"
 
     def __init__(self, fast: FastPath, playbook: Action) -> None:
         self.fast = fast
         self.playbook = playbook
+        # The graph the batch decides with: the worker hands over its re-checks only when its checker reads it.
+        self.graph_source = str(fast.config.graph)
 
     async def warm(self) -> None:
         for problem in await asyncio.to_thread(self.fast.warm):
@@ -46,6 +75,7 @@ class FastPathAction:
                 trigger=request.trigger,
                 action_id=request.action_id,
                 still_mine=request.fence,
+                health=reusable_health(request),
             )
             for request, _ in items
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from depmirror.runner.store_caller import StoreCaller
 
@@ -31,6 +32,21 @@ class DependencyLease:
         """The lease, or None while another runner holds it."""
         token = await db(db.store.acquire_lease, dependency, holder, ttl_s)
         return None if token is None else cls(db, dependency, holder, token, ttl_s)
+
+    @classmethod
+    async def acquire_many(
+        cls, db: StoreCaller, dependencies: Sequence[str], holder: str, ttl_s: float
+    ) -> dict[str, DependencyLease]:
+        """The leases of a dispatch pass, taken in one store transaction (one round trip on the store thread,
+        not one per dependency); those another runner holds are left out."""
+        if not dependencies:
+            return {}
+        tokens = await db(db.store.acquire_leases, list(dependencies), holder, ttl_s)
+        return {
+            name: cls(db, name, holder, token, ttl_s)
+            for name in dependencies
+            if (token := tokens.get(name)) is not None
+        }
 
     def keep(self) -> None:
         self._keeper = asyncio.create_task(self._renew())

@@ -14,6 +14,10 @@ dependencies under a frozen, manual or shadow override are left alone (and so is
 not apply without touching them); shadow mode records what would be done and launches nothing; and every
 dependency of the plan is leased for the adjust's duration, so it never runs beside a switchover (an adjust
 renders every upstream: a switchover running beside it would be undone, and its primary overwritten).
+
+Each pass is counted on the runner's /metrics (`depmirror_reconcile_*`, runner/metrics.py), with the time of
+the last one that did all the rules allow and how many dependencies still differ, so that an alert catches a
+loop that stopped working (docs/runner.md, "Reconciliation metrics").
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from depmirror.fleet.plan_diff import DependencyChange, PlanDiff, plan_diff
 from depmirror.runner.actions import ActionResult
 from depmirror.runner.config import RunnerConfig
 from depmirror.runner.leases import DependencyLease
+from depmirror.runner.metrics import ReconcileMetrics, RunnerMetrics, change_kind, pass_outcome
 from depmirror.runner.reconcile_frontends import AdjustRequest, Frontend, build_frontend
 from depmirror.runner.store_caller import StoreCaller
 from depmirror.store.factory import open_store
@@ -57,12 +62,14 @@ RECENT = 50
 
 @dataclass(frozen=True, slots=True)
 class PassResult:
-    """What one pass did: `launched` an adjust, or why not (`nothing`, `shadow`, `held`, `skipped`)."""
+    """What one pass did: `launched` an adjust, or why not (`nothing`, `shadow`, `held`, `skipped`).
+    `cause`: the adjust's outcome when launched; why, in one word, when skipped (metrics.SKIPPED names them)."""
 
     outcome: str
     reason: str = ""
     events: tuple[Event, ...] = ()
     retry_in_s: float | None = None
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +131,14 @@ class Reconciler:
         *,
         wake_worker: Callable[[], None] = lambda: None,
         diff: Callable[[], PlanDiff] | None = None,
+        metrics: ReconcileMetrics | None = None,
     ) -> None:
         self.config = config
         self.settings = config.reconcile
         self.db = db
         self.frontend = frontend
+        # Without the runner's (tests, a reconciler on its own), a registry of its own: counted all the same.
+        self.metrics = metrics or ReconcileMetrics(frontend.name)
         self.wake_worker = wake_worker
         self.diff = diff or self._plan_diff
         self.holder = f"{config.runner_id}/reconcile"
@@ -158,7 +168,7 @@ class Reconciler:
                     result = await self.reconcile(why)
                 except Exception:  # a bug or a store outage must not end the loop; the next pass tries again
                     log.exception("reconciliation pass failed")
-                    result = PassResult("skipped", "error", retry_in_s=self.settings.interval_s)
+                    result = PassResult("skipped", "error", retry_in_s=self.settings.interval_s, cause="error")
                 due = time.monotonic() + (result.retry_in_s or self.settings.interval_s)
             wait = max(0.05, min(WATCH_S, due - time.monotonic()))
             with contextlib.suppress(TimeoutError):
@@ -180,14 +190,20 @@ class Reconciler:
     # --- one pass -----------------------------------------------------------------------------------
     async def reconcile(self, why: str) -> PassResult:
         async with self._lock:
-            return await self._pass(why)
+            try:
+                result = await self._pass(why)
+            except Exception:
+                self.metrics.passed("error", time.time())
+                raise
+            self.metrics.passed(pass_outcome(result.outcome, result.cause), time.time())
+            return result
 
     async def _pass(self, why: str) -> PassResult:
         # Across runners, the whole check-then-act is one: the gap and the diff are read under the lease, so a
         # runner that waited for another's adjust sees that adjust in the history and in the applied plan.
         lease = await DependencyLease.acquire(self.db, LEASE, self.config.runner_id, self.config.policy.lease_s)
         if lease is None:
-            return PassResult("skipped", "another runner reconciles", retry_in_s=BUSY_RETRY_S)
+            return PassResult("skipped", "another runner reconciles", retry_in_s=BUSY_RETRY_S, cause="lease")
         lease.keep()
         try:
             return await self._decide(why)
@@ -197,21 +213,22 @@ class Reconciler:
     async def _decide(self, why: str) -> PassResult:
         wait = await self._rate_limited()
         if wait is not None:
-            return PassResult("skipped", f"rate limit: next launch in {wait:.0f}s", retry_in_s=wait)
+            return PassResult("skipped", f"rate limit: next launch in {wait:.0f}s", retry_in_s=wait, cause="gap")
         try:
             diff = await asyncio.to_thread(self.diff)
         except DepmirrorError as error:  # a graph or store the operator must fix: said once per pass, no event
             log.error("reconciliation cannot plan: %s", error)
-            return PassResult("skipped", f"cannot plan: {error}")
+            return PassResult("skipped", f"cannot plan: {error}", cause="plan")
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             # The store's applied-plan record is not what adjust writes (edited by hand, or another version).
             problem = f"the store's applied plan is malformed ({type(error).__name__}: {str(error)[:200]})"
             log.error("reconciliation cannot plan: %s; fix: run adjust once by hand", problem)
-            return PassResult("skipped", f"cannot plan: {problem}")
+            return PassResult("skipped", f"cannot plan: {problem}", cause="plan")
         if diff.health_unknown:
             log.warning("reconciliation waits: %s", diff.warnings[0] if diff.warnings else "health unknown")
-            return PassResult("skipped", "Prometheus cannot be read: health unknown")
+            return PassResult("skipped", "Prometheus cannot be read: health unknown", cause="prometheus")
         if not diff.changes:
+            self.metrics.differing()
             return PassResult("nothing", "the plan is applied")
         now = datetime.now(UTC)
         overrides = await self.db(self.db.store.overrides, now)
@@ -219,8 +236,10 @@ class Reconciler:
         split = split_changes(diff, modes, whole_plan=self.frontend.whole_plan)
         trigger = {"type": "reconcile", "why": why, "runner_id": self.config.runner_id}
         if self.config.mode == "shadow":
+            self.metrics.differing(shadow=len(diff.changes))
             events = [self._event(c, "shadow", "shadow mode: would launch the adjust", trigger) for c in diff.changes]
             return PassResult("shadow", "shadow mode", tuple(await self._record_once(events)))
+        self.metrics.differing(actionable=len(split.acting), held=len(split.held))
         waiting = [c for c in diff.changes if c.dependency in split.held]
         held = [self._event(c, "held", f"held: {split.held[c.dependency]}", trigger) for c in waiting]
         if not split.acting:
@@ -233,7 +252,8 @@ class Reconciler:
             for name in diff.dependencies:
                 taken = await DependencyLease.acquire(self.db, name, self.holder, self.config.policy.lease_s)
                 if taken is None:
-                    return PassResult("skipped", f"a switchover of {name} runs", retry_in_s=BUSY_RETRY_S)
+                    why = f"a switchover of {name} runs"
+                    return PassResult("skipped", why, retry_in_s=BUSY_RETRY_S, cause="switchover")
                 taken.keep()
                 leases.append(taken)
             limit = () if self.frontend.whole_plan else tuple(sorted({*_hosts(split.acting), *diff.load_balancers}))
@@ -246,6 +266,9 @@ class Reconciler:
                 log.exception("the %s adjust raised", self.frontend.name)
                 result = ActionResult(outcome="failed", detail=f"adjust raised {type(error).__name__}: {error}")
             duration = round(time.monotonic() - began, 3)
+            self.metrics.adjusted(result.outcome, duration, [change_kind(c) for c in split.acting])
+            if result.outcome == "succeeded":  # what it applied differs no more; the next diff says for sure
+                self.metrics.differing(held=len(split.held))
             details = {
                 "reconcile_id": reconcile_id,
                 "frontend": self.frontend.name,
@@ -261,7 +284,7 @@ class Reconciler:
             if result.outcome != "succeeded":
                 log.error("reconciliation's adjust %s: %s", result.outcome, result.detail)
             events += await self._record_once(held)
-            return PassResult("launched", result.detail, tuple(events))
+            return PassResult("launched", result.detail, tuple(events), cause=result.outcome)
         finally:
             for taken in leases:
                 await taken.release()
@@ -350,12 +373,16 @@ async def _first(stop: asyncio.Event, poked: asyncio.Event) -> None:
             waiter.cancel()
 
 
-def reconciler_for(config: RunnerConfig, *, wake_worker: Callable[[], None]) -> Reconciler | None:
+def reconciler_for(
+    config: RunnerConfig, *, wake_worker: Callable[[], None], metrics: RunnerMetrics | None = None
+) -> Reconciler | None:
     """The runner's reconciler with a store connection of its own (its reads never queue behind the
-    worker's writes), or None when `reconcile.enabled` is false."""
+    worker's writes), counting on the runner's `metrics`, or None when `reconcile.enabled` is false."""
     if not config.reconcile.enabled:
         return None
-    return Reconciler(config, StoreCaller(open_store(config.store)), build_frontend(config), wake_worker=wake_worker)
+    frontend = build_frontend(config)
+    counted = (metrics or RunnerMetrics()).for_reconcile(frontend.name)
+    return Reconciler(config, StoreCaller(open_store(config.store)), frontend, wake_worker=wake_worker, metrics=counted)
 
 
 async def finish(reconciler: Reconciler, task: asyncio.Task[None], timeout_s: float) -> None:

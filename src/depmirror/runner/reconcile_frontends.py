@@ -1,5 +1,5 @@
-"""How reconciliation launches an adjust: pyinfra (`depmirror pyinfra adjust`), ansible-runner (adjust.yml with
---limit) or an AWX job template (its limit prompt). Each returns the runner's ActionResult; none raises for
+"""How reconciliation launches an adjust: pyinfra (`depmirror pyinfra adjust --limit`), ansible-runner (adjust.yml
+with --limit) or an AWX job template (its limit prompt). Each returns the runner's ActionResult; none raises for
 a run that failed: the loop records it and tries again after its rate limit."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import aiohttp
 import ansible_runner
 
+from depmirror.errors import DepmirrorError
+from depmirror.graph.load import load_graph
 from depmirror.runner.actions import ActionResult
 from depmirror.runner.awx_action import AwxAction
 from depmirror.runner.config import RunnerConfig
@@ -39,7 +41,7 @@ class AdjustRequest:
 
 class Frontend(Protocol):
     name: str
-    # True: the run applies the whole plan whatever it is asked (pyinfra has no limit).
+    # True: the run applies the whole plan whatever it is asked (a frontend without a limit).
     whole_plan: bool
 
     async def adjust(self, request: AdjustRequest) -> ActionResult: ...
@@ -59,12 +61,13 @@ def build_frontend(config: RunnerConfig) -> Frontend:
 
 
 class PyinfraFrontend:
-    """`python -m depmirror.frontends.pyinfra adjust` in a process of its own (gevent must patch the standard
-    library before anything opens a socket, which the runner has long done). The whole plan: the frontend has
-    no limit, and operations that would change nothing run no command, so unchanged hosts cost one round trip."""
+    """`python -m depmirror.frontends.pyinfra adjust --limit HOSTS` in a process of its own (gevent must patch
+    the standard library before anything opens a socket, which the runner has long done). Limited to the
+    changed hosts and the load balancers, as the ansible-runner frontend: a cut-off VM or a held dependency
+    elsewhere in the fleet does not fail or hold this adjust."""
 
     name = "pyinfra"
-    whole_plan = True
+    whole_plan = False
 
     def __init__(self, config: RunnerConfig) -> None:
         self.config = config.reconcile
@@ -77,7 +80,7 @@ class PyinfraFrontend:
     def cancel(self) -> None:
         pass  # a cancelled adjust() kills its process group itself
 
-    def argv(self) -> list[str]:
+    def argv(self, limit: tuple[str, ...] = ()) -> list[str]:
         ssh = self.config.ssh
         argv = [sys.executable, "-m", "depmirror.frontends.pyinfra", "adjust", "-i", str(self.config.fleet_file)]
         argv += ["--json", "--ssh-user", ssh.user, "--ssh-port", str(ssh.port)]
@@ -88,15 +91,32 @@ class PyinfraFrontend:
             argv += ["--known-hosts", ssh.known_hosts]
         if ssh.become:
             argv.append("--become")
+        if limit:
+            # Host names are the graph's (checked against its name pattern), never alert text; one argument.
+            argv.append("--limit=" + ",".join(limit))
         return argv
+
+    def in_graph(self, limit: tuple[str, ...]) -> tuple[str, ...]:
+        """The limit without hosts the graph no longer has: the old plan can name a VM taken out of the graph,
+        which no inventory holds (ansible-playbook ignores such a name; the pyinfra frontend refuses it, and
+        fleet/partial.py decides that host's instances from the plan alone)."""
+        if self.config.graph is None or not limit:
+            return limit
+        try:
+            graph = load_graph(self.config.graph)
+        except DepmirrorError:
+            return limit  # the frontend loads it too, and reports what is wrong with it
+        known = {*graph.vms, *graph.load_balancers}
+        return tuple(h for h in limit if h in known) or limit
 
     async def adjust(self, request: AdjustRequest) -> ActionResult:
         missing = await self.problems()
         if missing:
             return ActionResult(outcome="error", detail=missing[0])
+        limit = await asyncio.to_thread(self.in_graph, request.limit)
         try:
             process = await asyncio.create_subprocess_exec(
-                *self.argv(),
+                *self.argv(limit),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

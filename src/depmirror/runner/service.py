@@ -63,7 +63,7 @@ async def serve(config: RunnerConfig, health: HealthChecker | None = None) -> No
     action = build_action(config)
     worker = Worker(config, db, action, checker, metrics)
     # Reconciliation (runner/reconcile.py), when enabled: a pass right after each switchover or failback.
-    reconciler = reconcile.reconciler_for(config, wake_worker=worker.wake.set)
+    reconciler = reconcile.reconciler_for(config, wake_worker=worker.wake.set, metrics=metrics)
     if reconciler is not None:
         worker.after_action = lambda dependency: reconciler.poke(f"switchover of {dependency}")
     ready = False

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from depmirror.fleet.zonal_shift import SHIFT_ALERTNAME, shift_behind
@@ -35,7 +36,7 @@ from depmirror.runner.health import BatchHealthChecker, HealthBatch, HealthCheck
 from depmirror.runner.leases import DependencyLease
 from depmirror.runner.metrics import RunnerMetrics
 from depmirror.runner.store_caller import StoreCaller
-from depmirror.store.model import ActionRecord, Event, EventFilter, QueuedAlert, utcnow
+from depmirror.store.model import ActionRecord, Event, EventFilter, PassState, QueuedAlert, utcnow
 
 log = logging.getLogger("depmirror.runner")
 T = TypeVar("T")
@@ -79,6 +80,10 @@ class Worker:
         self._gates: dict[str, BatchGate] = {}
         self._failback_gates: dict[str, BatchGate] = {}
         self._rechecks: dict[str, HealthBatch] = {}
+        # Each dependency's last re-check and when it was asked (time.monotonic()), for an action that can
+        # decide on it (the fast path's batch), when the checker reads the graph that action decides with.
+        self._checked: dict[str, tuple[HealthView, float]] = {}
+        self._reuse_health = _reads_graph_of(health, action)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.policy.max_concurrent_actions)
         # Called with the dependency after each recorded switchover or failback (runner/reconcile.py pokes).
@@ -129,25 +134,42 @@ class Worker:
         """Batch a burst: one pass per burst instead of one per webhook. Wait `dispatch_window_s` (a lone
         alert waits only that, however many webhooks its failure brings); when by then alerts of several
         dependencies are waiting (a zone failing: its alerts reach the runner spread over the probes' and
-        rule groups' slots), keep gathering until nothing woke the worker for the window, or until
-        `dispatch_window_max_s` after the first wake, so that the zone is one or two batches."""
+        rule groups' slots), keep gathering until no NEW dependency's alert has arrived for the window, or
+        until `dispatch_window_max_s` after the first wake, so that the zone is one or two batches.
+
+        Only a new dependency restarts the window: a webhook that brings nothing to act on (a `notify` alert
+        of a dependency already waiting, Alertmanager's resend of the same group `group_interval` later, a
+        zonal shift's item for a dependency whose own alert is in) wakes the worker all the same, and on the
+        lab each dependency's second webhook came 0.25 s after its first: the zone's last batch waited for
+        it (issue 16, docs/performance.md)."""
         loop = asyncio.get_running_loop()
         window, most = self.config.policy.dispatch_window_s, self.config.policy.dispatch_window_max_s
         deadline = loop.time() + most
         await asyncio.sleep(window)
-        if most <= window or not await self._burst():
+        if most <= window:
             return
-        while (left := deadline - loop.time()) > 0:
-            self.wake.clear()
+        seen = await self._waiting_dependencies()
+        if len(seen) < BURST_DEPENDENCIES:
+            return
+        quiet_from = loop.time()
+        self.wake.clear()
+        while (left := min(deadline, quiet_from + window) - loop.time()) > 0:
             try:
-                await asyncio.wait_for(self.wake.wait(), timeout=min(window, left))
+                await asyncio.wait_for(self.wake.wait(), timeout=left)
             except TimeoutError:
-                return  # quiet for the window: the burst is over
+                return  # no new dependency for the window (or the max reached): the burst is over
+            # Cleared before the read: a webhook landing during it wakes the loop again.
+            self.wake.clear()
+            now_waiting = await self._waiting_dependencies()
+            if now_waiting - seen:
+                seen |= now_waiting
+                quiet_from = loop.time()
 
-    async def _burst(self) -> bool:
-        """Whether alerts of more than one dependency wait (one failure, however many alerts, is one)."""
+    async def _waiting_dependencies(self) -> set[str]:
+        """The dependencies with alerts waiting that no running action holds (one failure, however many
+        alerts, is one)."""
         pending = await self.db(partial(self.store.pending, per_dependency=1), self.clock())
-        return len({alert.dependency for alert in pending if alert.dependency not in self._busy}) >= BURST_DEPENDENCIES
+        return {alert.dependency for alert in pending if alert.dependency not in self._busy}
 
     async def drain(self, timeout_s: float) -> None:
         if self._tasks:
@@ -171,20 +193,33 @@ class Worker:
         gate = self._new_gate()
         failbacks = self._new_failback_gate()
         rechecks = self._new_rechecks()
-        for dependency, alerts in by_dependency.items():
-            if dependency in self._busy:
-                continue  # one action at a time per dependency; the rest waits in the queue
-            lease = await DependencyLease.acquire(
-                self.db, dependency, self.config.runner_id, self.config.policy.lease_s
-            )
-            if lease is None:
-                continue  # another runner handles this dependency now
+        # One action at a time per dependency: what a running action holds waits in the queue. The leases of
+        # the rest in one store transaction; those another runner holds now are left to it.
+        leases = await DependencyLease.acquire_many(
+            self.db,
+            [dependency for dependency in by_dependency if dependency not in self._busy],
+            self.config.runner_id,
+            self.config.policy.lease_s,
+        )
+        for dependency, lease in leases.items():
             self._busy.add(dependency)
             self._leases[dependency] = lease
             lease.keep()
-            # An action a dead runner journaled for this dependency is closed before anything new starts:
-            # its alerts go back to the queue, and no two actions of one dependency are ever open at once.
-            await self._take_over(lease, abandoned.get(dependency, []))
+        try:
+            for dependency, lease in leases.items():
+                # An action a dead runner journaled for this dependency is closed before anything new starts:
+                # its alerts go back to the queue, and no two actions of one dependency are ever open at once.
+                await self._take_over(lease, abandoned.get(dependency, []))
+        except Exception:
+            # The store failed mid-pass: let go of the pass's dependencies, so the next pass takes them again.
+            for dependency, lease in leases.items():
+                self._busy.discard(dependency)
+                self._leases.pop(dependency, None)
+                await lease.release()
+            raise
+        state = await self._pass_state({dependency: by_dependency[dependency] for dependency in leases})
+        for dependency in leases:
+            alerts = by_dependency[dependency]
             if gate is not None:
                 gate.expect(dependency)
                 self._gates[dependency] = gate
@@ -194,7 +229,7 @@ class Worker:
             if rechecks is not None:
                 rechecks.expect(dependency)
                 self._rechecks[dependency] = rechecks
-            task = asyncio.create_task(self._handle(dependency, alerts))
+            task = asyncio.create_task(self._handle(dependency, alerts, state))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if gate is not None:
@@ -203,6 +238,29 @@ class Worker:
             failbacks.seal()
         if rechecks is not None:
             rechecks.seal()
+
+    async def _pass_state(self, handled: dict[str, list[QueuedAlert]]) -> PassState | None:
+        """What the pass's decisions read from the store, in one read for all its dependencies, once their
+        leases are taken: the primaries, each one's last action (cooldown), its alerts' state changes
+        (flapping), the active zonal shifts when a shift's item waits. Read before, a lease taken in this pass
+        could let a cooldown in: an action of another runner that ended just before. None: each decision
+        reads for itself (the store hiccupped; the pass still runs)."""
+        if not handled:
+            return None
+        alerts = [alert for group in handled.values() for alert in group]
+        now = self.clock()
+        shifts_at = now if any(a.labels.get("alertname") == SHIFT_ALERTNAME for a in alerts) else None
+        try:
+            return await self.db(
+                partial(self.store.pass_state, shifts_at=shifts_at),
+                list(handled),
+                sorted({alert.fingerprint for alert in alerts}),
+                policy.flap_since(now, self.config.policy),
+                COOLDOWN_LOOKBACK,
+            )
+        except Exception:  # the decisions read for themselves, and say so if the store is really down
+            log.exception("the pass's store read failed; each dependency reads its own")
+            return None
 
     def _new_rechecks(self) -> HealthBatch | None:
         """The health re-checks of this dispatch pass as one checker call, when the checker can batch."""
@@ -237,9 +295,9 @@ class Worker:
 
         return BatchGate(run)
 
-    async def _handle(self, dependency: str, alerts: list[QueuedAlert]) -> None:
+    async def _handle(self, dependency: str, alerts: list[QueuedAlert], state: PassState | None = None) -> None:
         try:
-            await self._handle_dependency(alerts)
+            await self._handle_dependency(alerts, state)
         except Exception:
             log.exception("handling alerts for %r failed; they stay queued", dependency)
             await asyncio.sleep(1.0)
@@ -251,6 +309,7 @@ class Worker:
             rechecks = self._rechecks.pop(dependency, None)
             if rechecks is not None:
                 rechecks.leave(dependency)
+            self._checked.pop(dependency, None)
             lease = self._leases.pop(dependency, None)
             if lease is not None:
                 await lease.release()
@@ -298,10 +357,13 @@ class Worker:
                 taken.append(event)
         return taken
 
-    async def _handle_dependency(self, alerts: list[QueuedAlert]) -> None:
+    async def _handle_dependency(self, alerts: list[QueuedAlert], state: PassState | None = None) -> None:
+        """`state`: the pass's read of the store (None: read here). It stands for the store until this task
+        changes it, so only the first instance's decision uses it; the dependency's lease keeps every other
+        runner's actions out meanwhile."""
         ignored: dict[str, list[QueuedAlert]] = {}
         ours: list[QueuedAlert] = []
-        primaries = await self.db(self.store.primaries)
+        primaries = state.primaries if state is not None else await self.db(self.store.primaries)
         for alert in alerts:
             primary = primaries.get(alert.dependency)
             is_primary = bool(primary and alert.instance and _same(alert.dependency, primary, alert.instance))
@@ -313,26 +375,29 @@ class Worker:
         if any(a.labels.get("alertname") == SHIFT_ALERTNAME for a in ours):
             # A zonal shift moves primaries that may look healthy (a drill, an operator's shift): only one
             # the store holds active counts, never an alert that merely carries the name.
-            shifts = await self.db(self.store.zonal_shifts, self.clock())
+            shifts = list(state.shifts) if state is not None else await self.db(self.store.zonal_shifts, self.clock())
             if any(shift_behind(a, shifts, self.clock()) for a in ours):
                 policy.mark_deliberate(alerts[0].dependency)
         for reason, group in ignored.items():
             await self._settle(group, self._event("alert_ignored", group, decision="ignore", reason=reason))
         for instance_alerts in policy.by_instance(ours).values():
+            snapshot, state = state, None  # the first decision only: it may act, and change the store
             # Each alert is its own identity (fingerprint): a resolved one never cancels another that fires.
             firing = [a for a in instance_alerts if a.status == "firing"]
             if firing:
                 # Firing last: the decision and its trigger are the newest firing alert's; all settle.
-                await self._on_firing([a for a in instance_alerts if a.status != "firing"] + firing)
+                await self._on_firing([a for a in instance_alerts if a.status != "firing"] + firing, snapshot)
             else:
-                await self._on_resolved(instance_alerts)
+                await self._on_resolved(instance_alerts, snapshot)
 
     # --- firing: rollback --------------------------------------------------------------------------
-    async def _on_firing(self, alerts: list[QueuedAlert]) -> None:
+    async def _on_firing(self, alerts: list[QueuedAlert], state: PassState | None = None) -> None:
         newest = alerts[-1]
         dependency, instance = newest.dependency, newest.instance
         retry_of = next((a.retry_of for a in alerts if a.retry_of), None)
-        primary = await self.db(self.store.primary, dependency)
+        primary = (
+            state.primaries.get(dependency) if state is not None else await self.db(self.store.primary, dependency)
+        )
         if primary is not None and not _same(dependency, primary, instance):
             kind, reason = "alert_ignored", f"{instance} is not the primary ({primary} is)"
             if retry_of:
@@ -343,7 +408,7 @@ class Worker:
             if await self._resume(alerts, retry_of):
                 return
         else:
-            held = await self._held_back(alerts, ("rollback",))
+            held = await self._held_back(alerts, ("rollback",), state)
             if held:
                 return
         view = await self._check_health(dependency, instance)
@@ -384,22 +449,29 @@ class Worker:
             return True
         return False
 
-    async def _held_back(self, alerts: list[QueuedAlert], kinds: tuple[str, ...]) -> bool:
+    async def _held_back(
+        self, alerts: list[QueuedAlert], kinds: tuple[str, ...], state: PassState | None = None
+    ) -> bool:
         newest = alerts[-1]
         now = self.clock()
-        recent = await self.db(
-            self.store.events,
-            EventFilter(dependency=newest.dependency, kinds=("rollback", "failback"), limit=COOLDOWN_LOOKBACK),
-        )
-        # An action that could not start changed nothing: it starts no cooldown.
-        last = next((event for event in recent if event.outcome != "error"), None)
+        fingerprints = sorted({a.fingerprint for a in alerts})
+        if state is not None:
+            last = state.last_actions.get(newest.dependency)
+            transitions = state.most_transitions(fingerprints)
+        else:
+            recent = await self.db(
+                self.store.events,
+                EventFilter(dependency=newest.dependency, kinds=("rollback", "failback"), limit=COOLDOWN_LOOKBACK),
+            )
+            # An action that could not start changed nothing: it starts no cooldown.
+            last = next((event for event in recent if event.outcome != "error"), None)
+            transitions = None
         reason = policy.in_cooldown(last, now, self.config.policy)
         if reason is None:
-            transitions = await self.db(
-                self.store.alert_transitions,
-                sorted({a.fingerprint for a in alerts}),
-                policy.flap_since(now, self.config.policy),
-            )
+            if transitions is None:
+                transitions = await self.db(
+                    self.store.alert_transitions, fingerprints, policy.flap_since(now, self.config.policy)
+                )
             reason = policy.flapping(transitions, self.config.policy)
         if reason is None:
             return False
@@ -410,7 +482,7 @@ class Worker:
         return True
 
     # --- resolved: failback ------------------------------------------------------------------------
-    async def _on_resolved(self, alerts: list[QueuedAlert]) -> None:
+    async def _on_resolved(self, alerts: list[QueuedAlert], state: PassState | None = None) -> None:
         newest = alerts[-1]
         if not self.config.policy.failback:
             await self._settle(alerts, None)
@@ -432,7 +504,11 @@ class Worker:
             self.store.events,
             EventFilter(dependency=newest.dependency, kinds=("rollback",), instance=newest.instance, limit=1),
         )
-        primary = await self.db(self.store.primary, newest.dependency)
+        primary = (
+            state.primaries.get(newest.dependency)
+            if state is not None
+            else await self.db(self.store.primary, newest.dependency)
+        )
         if (
             not rollbacks
             or rollbacks[0].outcome not in ("succeeded", "shadow")
@@ -440,7 +516,7 @@ class Worker:
         ):
             await self._settle(alerts, None)  # nothing was rolled back away from this instance
             return
-        if await self._held_back(alerts, ("failback",)):
+        if await self._held_back(alerts, ("failback",), state):
             return
         view = await self._check_health(newest.dependency, newest.instance)
         verdict = policy.judge_failback_health(view)
@@ -501,6 +577,10 @@ class Worker:
         lease = self._leases.get(request.dependency)
         if lease is not None:
             request = replace(request, fence=lease.held)
+        checked = self._checked.pop(request.dependency, None)
+        if checked is not None and checked[0] is view and kind == "rollback":
+            # The batch decides on the verdicts this decision was made on (fast_action.reusable_health).
+            request = replace(request, checked=checked)
         # A rollback joins the pass's rollback batch, a failback its failback batch; each leaves the other.
         gate, other = self._gates.get(request.dependency), self._failback_gates.get(request.dependency)
         if kind != "rollback":
@@ -643,14 +723,20 @@ class Worker:
     # --- helpers -----------------------------------------------------------------------------------
     async def _check_health(self, dependency: str, instance: str) -> HealthView:
         rechecks = self._rechecks.pop(dependency, None)
+        override = UNHEALTHY_BELOW.get()
+        threshold = override[1] if override is not None and override[0] == dependency else None
+        asked = time.monotonic()
         try:
             if rechecks is not None:
                 # The pass's re-checks go to the checker as one call; a second one of this task runs alone.
-                override = UNHEALTHY_BELOW.get()
-                threshold = override[1] if override is not None and override[0] == dependency else None
                 request = HealthRequest(dependency, instance, threshold)
-                return await asyncio.wait_for(rechecks.check(request), HEALTH_TIMEOUT_S)
-            return await asyncio.wait_for(self.health.check(dependency, instance), HEALTH_TIMEOUT_S)
+                view = await asyncio.wait_for(rechecks.check(request), HEALTH_TIMEOUT_S)
+            else:
+                view = await asyncio.wait_for(self.health.check(dependency, instance), HEALTH_TIMEOUT_S)
+            if self._reuse_health and threshold is None:
+                # An override's threshold made these verdicts differ from the graph's the batch decides with.
+                self._checked[dependency] = (view, asked)
+            return view
         except Exception as error:  # a broken checker means "unknown", never "healthy"
             return HealthView(
                 failed_instance="unknown",
@@ -693,6 +779,16 @@ class Worker:
             outcome=outcome,
             details=details,
         )
+
+
+def _reads_graph_of(health: object, action: object) -> bool:
+    """Whether the health checker reads the graph file the action decides with (the Prometheus checker's
+    `graph`, the fast path's `graph_source`): then the action may decide on the checker's verdicts."""
+    checker = getattr(getattr(health, "graph", None), "source", None)
+    acting = getattr(action, "graph_source", None)
+    if not isinstance(checker, str) or not isinstance(acting, str):
+        return False
+    return Path(checker).resolve() == Path(acting).resolve()
 
 
 def _queue_ids(alerts: Sequence[QueuedAlert]) -> tuple[int, ...]:

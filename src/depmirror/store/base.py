@@ -23,6 +23,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     Override,
+    PassState,
     QueuedAlert,
     RfChange,
     ZonalShift,
@@ -186,6 +187,21 @@ class Store(ABC):
         """The most state changes (firing/resolved by startsAt) one of these alerts had since `since`."""
 
     @abstractmethod
+    def pass_state(
+        self,
+        dependencies: Collection[str],
+        fingerprints: Collection[str],
+        since: datetime,
+        lookback: int,
+        shifts_at: datetime | None = None,
+    ) -> PassState:
+        """In one read, what the runner's dispatch pass decides its dependencies on: every primary; for each
+        of `dependencies`, its newest `rollback` or `failback` event whose outcome is not `error`, among its
+        `lookback` newest events of those kinds; for each of `fingerprints`, the state changes its alert had
+        since `since` (counted as `alert_transitions` counts them); with `shifts_at`, the zonal shifts
+        active then (as `zonal_shifts(active_at=shifts_at)`)."""
+
+    @abstractmethod
     def prune_queue(self, before: datetime) -> int:
         """Forget decided alerts received before `before` (history events stay forever)."""
 
@@ -238,6 +254,11 @@ class Store(ABC):
         Returns the fencing token: it grows each time the lease passes to a new holder (or to the same
         holder after its lease ran out) and stays the same on a renewal, so an action can check right
         before each step that nobody took over. None while another holder's lease runs."""
+
+    @abstractmethod
+    def acquire_leases(self, dependencies: Sequence[str], holder: str, ttl_s: float) -> dict[str, int | None]:
+        """`acquire_lease` for each of `dependencies`, in one transaction (the runner's dispatch pass): each
+        one's fencing token, None for those another holder's lease still runs on."""
 
     @abstractmethod
     def lease_holds(self, dependency: str, holder: str, token: int) -> bool:

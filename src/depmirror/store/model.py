@@ -6,6 +6,7 @@ Times are timezone-aware UTC datetimes everywhere in the interface.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -173,6 +174,24 @@ class QueuedAlert:
 class EnqueueResult:
     queued: int
     duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class PassState:
+    """What the runner's dispatch pass reads once for every dependency it decides (`Store.pass_state`):
+    the primaries, each dependency's last action that could start (the cooldown's input) and the
+    notifications of each alert since the flap window began (flapping's input)."""
+
+    primaries: dict[str, str] = field(default_factory=dict)
+    last_actions: dict[str, Event] = field(default_factory=dict)
+    transitions: dict[str, int] = field(default_factory=dict)
+    # The zonal shifts active at `shifts_at`, when the pass asked (a shift's items wait): tells a shift's
+    # item from an alert that merely carries its name.
+    shifts: tuple[ZonalShift, ...] = ()
+
+    def most_transitions(self, fingerprints: Iterable[str]) -> int:
+        """As `Store.alert_transitions`: the most state changes one of these alerts had."""
+        return max((self.transitions.get(fingerprint, 0) for fingerprint in fingerprints), default=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     Override,
+    PassState,
     QueuedAlert,
     RfChange,
     ZonalShift,
@@ -302,6 +303,49 @@ class PostgresStore(Store):
         )
         return int(found[0]["n"])
 
+    def pass_state(
+        self,
+        dependencies: Collection[str],
+        fingerprints: Collection[str],
+        since: datetime,
+        lookback: int,
+        shifts_at: datetime | None = None,
+    ) -> PassState:
+        names = sorted({rows.text(name) for name in dependencies})
+        prints = sorted({rows.text(fingerprint) for fingerprint in fingerprints})
+
+        def work(cursor: Cursor) -> PassState:
+            primaries = {
+                row["dependency"]: row["instance"]
+                for row in cursor.execute("SELECT dependency, instance FROM primaries").fetchall()
+            }
+            # Each dependency's newest `lookback` actions by its index (dependency, id), as `events` reads them.
+            last = cursor.execute(
+                f"SELECT recent.* FROM unnest(%s::text[]) AS d(name) CROSS JOIN LATERAL ("
+                f" SELECT {rows.EVENT_COLUMNS} FROM (SELECT {rows.EVENT_COLUMNS} FROM events"
+                " WHERE dependency = d.name AND kind = ANY(%s) ORDER BY id DESC LIMIT %s) newest"
+                " WHERE outcome <> 'error' ORDER BY id DESC LIMIT 1) recent",
+                (names, ["rollback", "failback"], lookback),
+            ).fetchall()
+            counts = cursor.execute(
+                "SELECT fingerprint, count(*) AS n FROM alert_queue WHERE fingerprint = ANY(%s)"
+                " AND received_ts >= %s GROUP BY fingerprint",
+                (prints, rows.aware(since)),
+            ).fetchall()
+            shifts: tuple[ZonalShift, ...] = ()
+            if shifts_at is not None:
+                sql, params = runtime.active_query("zonal_shifts", runtime.SHIFT_COLUMNS, "started_ts", shifts_at)
+                shifts = tuple(runtime.shift_from_row(row) for row in cursor.execute(sql, params).fetchall())
+            events = [rows.event_from_row(row) for row in last]
+            return PassState(
+                primaries=primaries,
+                last_actions={event.dependency: event for event in events},
+                transitions={row["fingerprint"]: int(row["n"]) for row in counts},
+                shifts=shifts,
+            )
+
+        return self._db.read_many(work)
+
     def prune_queue(self, before: datetime) -> int:
         return self._write(
             lambda cursor: (
@@ -364,21 +408,16 @@ class PostgresStore(Store):
 
     # --- leases (the server's clock: every runner agrees on when a lease runs out) ------------------
     def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:
-        def work(cursor: Cursor) -> int | None:
-            row = cursor.execute(
-                "INSERT INTO leases (dependency, holder, token, expires_ts)"
-                " VALUES (%(dependency)s, %(holder)s, 1, clock_timestamp() + %(ttl)s * interval '1 second')"
-                " ON CONFLICT (dependency) DO UPDATE SET"
-                " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= clock_timestamp()"
-                " THEN leases.token ELSE leases.token + 1 END,"
-                " holder = excluded.holder, expires_ts = excluded.expires_ts"
-                " WHERE leases.expires_ts < clock_timestamp() OR leases.holder = excluded.holder"
-                " RETURNING token",
-                {"dependency": rows.text(dependency), "holder": rows.text(holder), "ttl": ttl_s},
-            ).fetchone()
-            return None if row is None else int(row["token"])
+        return self._write(lambda cursor: _take_lease(cursor, dependency, holder, ttl_s))
 
-        return self._write(work)
+    def acquire_leases(self, dependencies: Sequence[str], holder: str, ttl_s: float) -> dict[str, int | None]:
+        # In the order of their names: two runners taking overlapping sets lock the rows in the same order.
+        names = sorted(set(dependencies))
+
+        def work(cursor: Cursor) -> dict[str, int | None]:
+            return {name: _take_lease(cursor, name, holder, ttl_s) for name in names}
+
+        return self._write(work) if names else {}
 
     def lease_holds(self, dependency: str, holder: str, token: int) -> bool:
         found = self._read(
@@ -430,6 +469,21 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _take_lease(cursor: Cursor, dependency: str, holder: str, ttl_s: float) -> int | None:
+    row = cursor.execute(
+        "INSERT INTO leases (dependency, holder, token, expires_ts)"
+        " VALUES (%(dependency)s, %(holder)s, 1, clock_timestamp() + %(ttl)s * interval '1 second')"
+        " ON CONFLICT (dependency) DO UPDATE SET"
+        " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= clock_timestamp()"
+        " THEN leases.token ELSE leases.token + 1 END,"
+        " holder = excluded.holder, expires_ts = excluded.expires_ts"
+        " WHERE leases.expires_ts < clock_timestamp() OR leases.holder = excluded.holder"
+        " RETURNING token",
+        {"dependency": rows.text(dependency), "holder": rows.text(holder), "ttl": ttl_s},
+    ).fetchone()
+    return None if row is None else int(row["token"])
 
 
 def _insert_event(cursor: Cursor, event: Event) -> Event:

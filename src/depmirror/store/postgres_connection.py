@@ -93,6 +93,11 @@ class Connections:
         with self.session() as connection, connection.cursor(row_factory=dict_row) as cursor:
             return cursor.execute(sql, params).fetchall()
 
+    def read_many(self, work: Callable[[Cursor], T]) -> T:
+        """Several reads on one pooled connection: one checkout for all of them (the runner's pass)."""
+        with self.session() as connection, connection.cursor(row_factory=dict_row) as cursor:
+            return work(cursor)
+
     def write(self, work: Callable[[Cursor], T]) -> T:
         """Run `work` in one transaction, committed when this returns; again from the start if it lost a
         deadlock (it must not have effects outside the database)."""

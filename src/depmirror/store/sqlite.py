@@ -31,6 +31,7 @@ from depmirror.store.model import (
     Event,
     EventFilter,
     Override,
+    PassState,
     QueuedAlert,
     RfChange,
     ZonalShift,
@@ -55,6 +56,8 @@ def _file_lock(path: Path) -> threading.Lock:
         return _FILE_LOCKS.setdefault(key, threading.Lock())
 
 
+# Values per `IN (...)` list: well under SQLite's limit on the parameters of one statement.
+_IN_CHUNK = 500
 _EVENT_COLUMNS = (
     "id, ts, kind, dependency, instance, target, action, decision, reason, outcome, duration_s, "
     "trigger, inputs, details"
@@ -496,6 +499,40 @@ class SQLiteStore(Store):
             ).fetchone()
         return int(row[0] or 0)
 
+    def pass_state(
+        self,
+        dependencies: Collection[str],
+        fingerprints: Collection[str],
+        since: datetime,
+        lookback: int,
+        shifts_at: datetime | None = None,
+    ) -> PassState:
+        prints = sorted(set(fingerprints))
+        transitions: dict[str, int] = {}
+        last: dict[str, Event] = {}
+        with self._read() as db:
+            shifts = () if shifts_at is None else tuple(runtime.shifts(db, shifts_at))
+            primaries = {row[0]: row[1] for row in db.execute("SELECT dependency, instance FROM primaries")}
+            for dependency in sorted(set(dependencies)):
+                # Its newest `lookback` actions by the index (dependency, id), as `events` reads them.
+                row = db.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM (SELECT {_EVENT_COLUMNS} FROM events WHERE dependency = ?"
+                    " AND kind IN ('rollback', 'failback') ORDER BY id DESC LIMIT ?)"
+                    " WHERE outcome != 'error' ORDER BY id DESC LIMIT 1",
+                    (dependency, lookback),
+                ).fetchone()
+                if row is not None:
+                    last[dependency] = _event_from_row(row)
+            for start in range(0, len(prints), _IN_CHUNK):
+                chunk = prints[start : start + _IN_CHUNK]
+                for fingerprint, count in db.execute(
+                    f"SELECT fingerprint, count(*) FROM alert_queue WHERE fingerprint IN ({','.join('?' * len(chunk))})"
+                    " AND received_ts >= ? GROUP BY fingerprint",
+                    (*chunk, _ts(since)),
+                ):
+                    transitions[fingerprint] = int(count)
+        return PassState(primaries=primaries, last_actions=last, transitions=transitions, shifts=shifts)
+
     def prune_queue(self, before: datetime) -> int:
         with self._write() as db:
             cursor = db.execute("DELETE FROM alert_queue WHERE state = 'done' AND received_ts < ?", (_ts(before),))
@@ -546,19 +583,28 @@ class SQLiteStore(Store):
 
     # --- leases -----------------------------------------------------------------------------------
     def acquire_lease(self, dependency: str, holder: str, ttl_s: float) -> int | None:
+        return self.acquire_leases([dependency], holder, ttl_s)[dependency]
+
+    def acquire_leases(self, dependencies: Sequence[str], holder: str, ttl_s: float) -> dict[str, int | None]:
+        names = sorted(set(dependencies))
+        if not names:
+            return {}
         now = time.time()
+        tokens: dict[str, int | None] = {}
         with self._write() as db:
-            row = db.execute(
-                "INSERT INTO leases (dependency, holder, token, expires_ts) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (dependency) DO UPDATE SET"
-                " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= ?"
-                " THEN leases.token ELSE leases.token + 1 END,"
-                " holder = excluded.holder, expires_ts = excluded.expires_ts"
-                " WHERE leases.expires_ts < ? OR leases.holder = excluded.holder"
-                " RETURNING token",
-                (dependency, holder, now + ttl_s, now, now),
-            ).fetchone()
-        return None if row is None else int(row[0])
+            for name in names:
+                row = db.execute(
+                    "INSERT INTO leases (dependency, holder, token, expires_ts) VALUES (?, ?, 1, ?)"
+                    " ON CONFLICT (dependency) DO UPDATE SET"
+                    " token = CASE WHEN leases.holder = excluded.holder AND leases.expires_ts >= ?"
+                    " THEN leases.token ELSE leases.token + 1 END,"
+                    " holder = excluded.holder, expires_ts = excluded.expires_ts"
+                    " WHERE leases.expires_ts < ? OR leases.holder = excluded.holder"
+                    " RETURNING token",
+                    (name, holder, now + ttl_s, now, now),
+                ).fetchone()
+                tokens[name] = None if row is None else int(row[0])
+        return tokens
 
     def lease_holds(self, dependency: str, holder: str, token: int) -> bool:
         with self._read() as db:

@@ -65,6 +65,18 @@ def test_a_shift_moves_every_primary_in_the_zone_and_nothing_else() -> None:
     assert decision.shift.expires_ts == NOW + timedelta(hours=1)
 
 
+def test_a_dependency_with_nowhere_to_go_is_not_queued_and_the_shift_says_so() -> None:
+    # audit runs only in zone-a: a switchover would be refused (no target) a second time, after its own
+    # alert's refusal (issue 16: exactly one event per affected dependency); the shift's event names it.
+    state = State(instances=(*_state().instances, InstanceRecord("audit", "vm-a1", "primary", "zone-a")))
+    data = base_graph()
+    data["dependencies"]["audit"] = dependency(port=9177)
+    decision = decide_shift(build(data), state, [], _request())
+    assert decision.refusal is None
+    assert [m.dependency for m in decision.moves] == ["payments", "reports"]
+    assert any(note.startswith("audit: no instance outside zone-a") for note in decision.notes), decision.notes
+
+
 @pytest.mark.parametrize(
     ("request_kw", "active", "refusal"),
     [

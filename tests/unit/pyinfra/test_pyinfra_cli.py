@@ -48,6 +48,10 @@ def test_help_lists_the_three_flows() -> None:
             ["rollback", "-i", "{fleet}", "--dependency", "x", "--failed-instance", "y", "--trigger", "[1]"],
             "--trigger: is not a JSON object",
         ),
+        (["adjust", "-i", "{fleet}", "--limit", "vm-a1,vm-zz"], "--limit: names 'vm-zz', not a host or group"),
+        (["adjust", "-i", "{fleet}", "--limit", "vm-a1,,lb1"], "--limit: has an empty name"),
+        (["adjust", "-i", "{fleet}", "--limit=--dry-run"], "--limit: names '--dry-run'"),
+        (["adjust", "-i", "{fleet}", "--limit", "$(touch /tmp/pwned)"], "--limit: names '$(touch /tmp/pwned)'"),
         # No applied plan in the store yet: the library's own refusal, with its fix.
         (["rollback", "-i", "{fleet}", "--dependency", "ledger", "--failed-instance", "vm-a1"], "no applied plan"),
     ],
@@ -79,3 +83,14 @@ def test_without_pyinfra_installed_the_command_says_how_to_install_it(
     )
     assert cli_main.main(["pyinfra", "adjust", "-i", "x.depmirror.yml"]) == 2
     assert "pip install 'depmirror-mirroring[pyinfra]'" in capsys.readouterr().err
+
+
+def test_depmirror_pyinfra_hands_over_before_loading_the_other_commands() -> None:
+    """Loading every command's module costs ~0.3 s, a fifth of a no-op adjust (docs/performance.md)."""
+    argv = [sys.executable, "-X", "importtime", "-m", "depmirror.cli", "pyinfra", "--help"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "adjust" in done.stdout
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "depmirror.cli.pyinfra" in loaded
+    assert not loaded & {"depmirror.cli.serve", "depmirror.cli.planning", "depmirror.cli.lab"}, loaded
+    assert "pyinfra" in cli_main.build_parser().format_help(), "`depmirror --help` still lists the command"

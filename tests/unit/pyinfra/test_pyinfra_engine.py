@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from depmirror.frontends.pyinfra.engine import PhaseFailed, PhaseOptions, run_phase
+from depmirror.frontends.pyinfra.engine import Phase, PhaseFailed, PhaseOptions, run_phase, run_phases
 from depmirror.frontends.pyinfra.inventory import Connection
 from depmirror.rollback.remote import SshOptions
 
@@ -42,3 +42,40 @@ def test_a_phase_with_no_host_connects_to_nothing() -> None:
         "decommission", {"hosts": {}, "groups": {}}, Connection(SshOptions()), [], add_ops, PhaseOptions()
     )
     assert result.ops == [] and result.changed == []
+
+
+def test_the_check_connects_to_every_phase_s_hosts_at_once_and_names_the_one_that_does_not_answer() -> None:
+    """run_phases reads every host first: a host that does not answer fails before any operation is added."""
+    document = {
+        "hosts": {"vm-x": {"ansible_host": "127.0.0.1"}, "lb-x": {"ansible_host": "127.0.0.1"}},
+        "groups": {},
+        "all_vars": {},
+    }
+    added: list[Any] = []
+
+    def add_ops(state: Any, hosts: Any, known: Any) -> list[Any]:
+        added.append(hosts)
+        return []
+
+    phases = [
+        Phase("primaries", {"vm-x": {"paths": ("/a",)}}, add_ops),
+        Phase("load balancers", {"lb-x": {"paths": ("/b",)}}, add_ops),
+    ]
+    connection = Connection(SshOptions(port=closed_port(), key_file="/nonexistent", known_hosts="/dev/null"))
+    with pytest.raises(PhaseFailed) as raised:
+        run_phases(phases, document, connection, PhaseOptions(connect_timeout=2))
+    assert str(raised.value) == "check: cannot connect over SSH to lb-x, vm-x"
+    assert added == []
+
+
+def test_phases_without_hosts_connect_to_nothing_and_report_no_operation() -> None:
+    def add_ops(state: Any, hosts: Any, known: Any) -> list[Any]:
+        raise AssertionError("no operation may be added without a host")
+
+    results = run_phases(
+        [Phase("primaries", {}, add_ops), Phase("decommission", {}, add_ops)],
+        {"hosts": {}, "groups": {}},
+        Connection(SshOptions()),
+        PhaseOptions(),
+    )
+    assert [(r.phase, r.ops) for r in results] == [("primaries", []), ("decommission", [])]

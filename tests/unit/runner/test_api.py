@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from tests.unit.runner.conftest import Harness
 from depmirror.errors import ConfigError
 from depmirror.fleet.overrides import end_expired
 from depmirror.runner import policy
+from depmirror.runner.api.context import API_KEY
 from depmirror.runner.api.openapi import document
 from depmirror.runner.health import HealthView
 from depmirror.store import EventFilter, Override, QueuedAlert
@@ -118,6 +119,7 @@ def test_every_documented_operation_is_routed_and_every_api_route_documented(api
         ("GET", "/api/v1/history/stats", "read"),
         ("GET", "/api/v1/openapi.json", "read"),
         ("GET", "/api/v1/events", "read"),
+        ("GET", "/api/v1/targets", "read"),
         ("PUT", "/api/v1/dependencies/payments/policy", "admin"),
         ("DELETE", "/api/v1/dependencies/payments/policy", "admin"),
         ("POST", "/api/v1/dependencies/payments/switchover", "operate"),
@@ -200,22 +202,25 @@ def test_bad_policy_input_names_the_field_and_changes_nothing(api: Any, body: An
     assert h.store.overrides(None) == [] and _kinds(h) == []
 
 
+def _frozen_by_bob(reason: str, created: datetime, expires: datetime) -> Override:
+    """payments frozen, as set straight in the store (another runner, or the CLI)."""
+    return Override(
+        dependency="payments",
+        rf_min=None,
+        rf_max=None,
+        unhealthy=None,
+        rollback="frozen",
+        reason=reason,
+        created_by="bob",
+        created_ts=created,
+        expires_ts=expires,
+    )
+
+
 def test_an_expired_override_is_ignored_and_recorded_as_ended(api: Any) -> None:
     h = api()
     now = utcnow()
-    h.store.set_override(
-        Override(
-            dependency="payments",
-            rf_min=None,
-            rf_max=None,
-            unhealthy=None,
-            rollback="frozen",
-            reason="old",
-            created_by="bob",
-            created_ts=now - timedelta(hours=3),
-            expires_ts=now - timedelta(hours=1),
-        )
-    )
+    h.store.set_override(_frozen_by_bob("old", now - timedelta(hours=3), now - timedelta(hours=1)))
     _, one = call(h, "GET", "/api/v1/dependencies/payments", "read")
     assert one["active_overrides"] == [] and one["rollback"] == "auto"
     # The runner's refresh, as its app started, recorded it as ended: once, at its expiry.
@@ -223,6 +228,28 @@ def test_an_expired_override_is_ignored_and_recorded_as_ended(api: Any) -> None:
     assert [(e.reason, e.trigger["user"]) for e in ended] == [("expired", f"runner {h.config.runner_id}")]
     assert h.store.overrides(None)[0].ended_ts == now - timedelta(hours=1)
     assert end_expired(h.store, utcnow(), by="test") == [], "ended once"
+
+
+def test_the_overrides_in_force_are_read_before_the_runner_serves_its_first_request(api: Any) -> None:
+    h = api()
+    now = utcnow()
+    h.store.set_override(_frozen_by_bob("set by another runner", now, now + timedelta(hours=1)))
+
+    async def first_request() -> tuple[bool, int]:
+        client = await h.client()  # the app has started: it accepts requests from here on
+        try:
+            loaded = h.app[API_KEY].book.loaded
+            response = await client.post(
+                "/api/v1/dependencies/payments/switchover",
+                data=json.dumps({"dry_run": False}),
+                headers={"Authorization": f"Bearer {TOKENS['operate']}"},
+            )
+            return loaded, response.status
+        finally:
+            await client.close()
+
+    assert asyncio.run(first_request()) == (True, 409)
+    assert h.store.queue_depth() == 0
 
 
 # --- overrides honoured by the worker ---------------------------------------------------------------

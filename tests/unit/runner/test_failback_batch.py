@@ -305,13 +305,16 @@ def _queued(dependency: str, instance: str) -> QueuedAlert:
     )
 
 
-def _gather_under_wakes(h: Any) -> tuple[float, float]:
-    """How long the worker gathers while woken every 50 ms for 2 s: before and after a second dependency's
-    alert is queued (one loop: the worker's wake event belongs to it)."""
+def _gather_under_wakes(h: Any) -> tuple[float, float, float]:
+    """How long the worker gathers while woken every 50 ms for 2 s (one loop: the worker's wake event belongs
+    to it): one dependency waiting; two, each wake bringing a new dependency's alert (a zone failing); two,
+    the wakes bringing nothing new (a `notify` alert of a dependency already waiting, a resend)."""
 
-    async def timed() -> float:
+    async def timed(arriving: bool) -> float:
         async def keep_waking() -> None:
-            for _ in range(40):  # longer than any max below
+            for n in range(40):  # longer than any max below
+                if arriving:
+                    h.store.enqueue([_queued(f"dep-{n:02d}", f"dep-{n:02d}-a")])
                 h.worker.wake.set()
                 await asyncio.sleep(0.05)
 
@@ -322,27 +325,40 @@ def _gather_under_wakes(h: Any) -> tuple[float, float]:
         waking.cancel()
         return waited
 
-    async def both() -> tuple[float, float]:
+    async def all_three() -> tuple[float, float, float]:
         h.store.enqueue([_queued("payments", "payments-a")])
-        one = await timed()  # one failing dependency, however many webhooks: the window only
+        one = await timed(arriving=False)  # one failing dependency, however many webhooks: the window only
         h.store.enqueue([_queued("cache", "cache-a")])
-        return one, await timed()  # two: a burst, gathered up to the max
+        quiet = await timed(arriving=False)  # two, nothing new comes: the window twice, never the max
+        return one, await timed(arriving=True), quiet  # new dependencies keep coming: gathered up to the max
 
-    return asyncio.run(both())
+    return asyncio.run(all_three())
 
 
 def test_one_dependency_waits_the_window_and_a_burst_of_several_at_most_the_max(harness: Any) -> None:
     h = harness(
         RecordingAction(), mode="act", policy={"dispatch_window_seconds": 0.1, "dispatch_window_max_seconds": 0.6}
     )
-    alone, burst = _gather_under_wakes(h)
+    alone, burst, _ = _gather_under_wakes(h)
     assert 0.08 <= alone < 0.3
     assert 0.55 <= burst < 0.9
+
+
+def test_wakes_that_bring_no_new_dependency_do_not_keep_a_burst_gathering(harness: Any) -> None:
+    # Issue 16: on the lab each dependency's `notify` alert came in a second webhook 0.25 s after its
+    # `DepmirrorPrimaryDown`; the zone's last batch waited for those wakes. Only a new dependency restarts the
+    # window now (the old gather waited the whole max here).
+    h = harness(
+        RecordingAction(), mode="act", policy={"dispatch_window_seconds": 0.1, "dispatch_window_max_seconds": 0.6}
+    )
+    _, burst, quiet = _gather_under_wakes(h)
+    assert 0.18 <= quiet < 0.35, quiet
+    assert burst > quiet + 0.2
 
 
 def test_a_max_equal_to_the_window_is_the_old_fixed_wait(harness: Any) -> None:
     h = harness(
         RecordingAction(), mode="act", policy={"dispatch_window_seconds": 0.1, "dispatch_window_max_seconds": 0.1}
     )
-    alone, burst = _gather_under_wakes(h)
-    assert 0.08 <= alone < 0.3 and 0.08 <= burst < 0.3
+    alone, burst, quiet = _gather_under_wakes(h)
+    assert 0.08 <= alone < 0.3 and 0.08 <= burst < 0.3 and 0.08 <= quiet < 0.3

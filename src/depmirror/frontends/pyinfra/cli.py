@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = actions.add_parser("adjust", help="playbooks/adjust.yml: provision, route, decommission, record")
     _common(run)
     run.add_argument("--dry-run", action="store_true", help="report what would change and change nothing")
+    run.add_argument(
+        "--limit",
+        action="append",
+        metavar="HOST[,HOST...]",
+        help="only these hosts or groups, as adjust.yml --limit: the plan stays the fleet's, the run applies and "
+        "records the part they get, and what waits for other hosts is listed (repeatable)",
+    )
     run.set_defaults(func=_adjust)
 
     back = actions.add_parser("rollback", help="playbooks/rollback.yml: switch a dependency to a healthy mirror")
@@ -94,9 +101,20 @@ def _context(args: argparse.Namespace) -> tuple[Any, Collection, Connection, Pha
     return source, collection, Connection(ssh), options
 
 
+def limit_names(values: list[str] | None) -> list[str] | None:
+    """`--limit a,b --limit c` as names; None without the option."""
+    if values is None:
+        return None
+    names = [name.strip() for value in values for name in value.split(",")]
+    if not all(names):
+        raise ConfigError("--limit", "", "has an empty name", "name hosts or groups, comma-separated: vm-a1,lb1")
+    return names
+
+
 def _adjust(args: argparse.Namespace) -> int:
+    limit = limit_names(args.limit)
     source, collection, connection, options = _context(args)
-    report = adjust(source, collection, connection, options)
+    report = adjust(source, collection, connection, options, limit=limit)
     _print(args, report)
     return 0
 

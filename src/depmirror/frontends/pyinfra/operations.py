@@ -4,14 +4,16 @@
 (directories, files, daemon-reload, enabled, started or restarted, then the same readiness probe); they
 decide from `DepmirrorHostState`, fetched once per host. `nginx_release` runs the collection's
 `nginx_swap.py` on the load balancer (write, `nginx -t`, swap, reload, restore the last good), as the
-nginx_release module and the runner's fast path do. An operation that yields no command changed nothing.
+nginx_release module and the runner's fast path do; in adjust it, `directory_present`, `service_running` and
+`paths_absent` decide from the load balancer's `DepmirrorHostState` too. An operation that yields no command
+changed nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from io import StringIO
 from typing import Any
 
@@ -153,15 +155,57 @@ def instance_absent(dependency: str, files: InstanceFiles, known: HostState) -> 
         yield "systemctl daemon-reload"
 
 
+def release_paths(release: Release, options: NginxOptions) -> tuple[str, ...]:
+    """What `nginx_release` compares: nginx.conf and every file of the release."""
+    return (options.nginx_conf, *(f"{release.release}/{name}" for name in release.files))
+
+
 @operation()
-def nginx_release(release: Release, options: NginxOptions, swap_source: str) -> Generator[Any, None, None]:
-    """Swap the release in when nginx.conf or a release file differs; the arguments go in on stdin."""
-    stale = [
-        name
-        for name, text in release.files.items()
-        if host.get_fact(Sha1File, f"{release.release}/{name}") != sha1(text)
-    ]
-    if host.get_fact(Sha1File, options.nginx_conf) == sha1(release.content) and not stale:
+def nginx_release(
+    release: Release, options: NginxOptions, swap_source: str, known: HostState | None = None
+) -> Generator[Any, None, None]:
+    """Swap the release in when nginx.conf or a release file differs; the arguments go in on stdin. `known`:
+    the host's state with `release_paths` read (adjust); None: read them with pyinfra's Sha1File fact."""
+
+    def digest(path: str) -> str | None:
+        if known is None:
+            found: str | None = host.get_fact(Sha1File, path)
+            return found
+        state = known.files.get(path)
+        return None if state is None else state.sha1
+
+    if release_is_live(release, options, digest):
         host.noop(f"{options.nginx_conf} already points at {release.release}")
         return
     yield StringCommand("python3", "-c", QuoteString(swap_source + SWAP_DRIVER))
+
+
+def release_is_live(release: Release, options: NginxOptions, digest: Callable[[str], str | None]) -> bool:
+    """nginx.conf and every release file already hold what `release` renders (`digest`: a path's SHA-1, None
+    when absent); anything else, a missing file included, means a swap."""
+    paths = release_paths(release, options)
+    wanted = (release.content, *release.files.values())
+    return all(digest(path) == sha1(text) for path, text in zip(paths, wanted, strict=True))
+
+
+@operation()
+def directory_present(path: str, known: FileState | None, mode: str) -> Generator[Any, None, None]:
+    """ansible.builtin.file state=directory with a mode, decided from the host's state."""
+    yield from _directory(path, known, mode)
+
+
+@operation()
+def service_running(service: str, known: HostState) -> Generator[Any, None, None]:
+    """ansible.builtin.systemd_service state=started enabled=true, decided from the host's state."""
+    state = known.units.get(service, UnitState("unknown", "unknown"))
+    if not state.running:
+        yield StringCommand("systemctl", "start", QuoteString(service))
+    if not state.is_enabled:
+        yield StringCommand("systemctl", "enable", QuoteString(service))
+
+
+@operation()
+def paths_absent(paths: list[str]) -> Generator[Any, None, None]:
+    """ansible.builtin.file state=absent on paths the host's state listed (so they exist)."""
+    if paths:
+        yield StringCommand("rm", "-rf", *[QuoteString(p) for p in paths])

@@ -52,6 +52,12 @@ class OverrideBook:
 
 @contextlib.asynccontextmanager
 async def running(book: OverrideBook) -> AsyncIterator[None]:
+    # Read once before the runner serves anything: a request or an alert decided before the first refresh
+    # would not see a `frozen` override (a switchover right after a restart went through one).
+    try:
+        await book.refresh()
+    except Exception:  # the store down at start: the loop below keeps trying, as it does later
+        log.warning("cannot read the overrides at start; retrying every %.0fs", REFRESH_S, exc_info=True)
     stop = asyncio.Event()
     task = asyncio.create_task(book.run(stop))
     try:

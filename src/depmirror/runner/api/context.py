@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from depmirror.graph.model import Graph
 from depmirror.runner.api.book import OverrideBook
 from depmirror.runner.config import RunnerConfig
 from depmirror.runner.health import HealthChecker
@@ -27,6 +28,7 @@ class ApiContext:
     health: HealthChecker
     wake: Callable[[], None]
     history: HistoryStore  # the statistics' own store connection
+    graph: Graph | None = None  # the runner's graph (`graph:`), which labels the probe targets
 
 
 API_KEY = web.AppKey("depmirror_api", ApiContext)

@@ -178,6 +178,31 @@ def document() -> dict[str, Any]:
                     },
                 )
             },
+            "/api/v1/targets": {
+                "get": _secured(
+                    "read",
+                    {
+                        "summary": "Probe targets of what runs now, for Prometheus `http_sd_configs`",
+                        "responses": {
+                            "200": _json(
+                                {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["targets", "labels"],
+                                        "properties": {
+                                            "targets": {"type": "array", "items": {"type": "string"}},
+                                            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                        },
+                                    },
+                                },
+                                "target groups: dependency, kind, host, zone, role, instance",
+                            ),
+                            "409": _ERROR,
+                        },
+                    },
+                )
+            },
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

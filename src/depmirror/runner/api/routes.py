@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from depmirror.graph.model import Graph
 from depmirror.runner import policy
-from depmirror.runner.api import auth, book, dependencies, stats, switchover
+from depmirror.runner.api import auth, book, dependencies, stats, switchover, targets
 from depmirror.runner.api.context import API_KEY, ApiContext
 from depmirror.runner.api.openapi import document
 from depmirror.runner.config import AuthConfig, RunnerConfig
@@ -28,6 +29,7 @@ def mount(
     *,
     webhook_ok: Callable[[AuthConfig, str], bool],
     health: HealthChecker | None = None,
+    graph: Graph | None = None,
 ) -> None:
     # The API's own calls are short and share the intake's connection (`db`); the statistics read a month of
     # history, which must not hold up the webhook's 202s: they get a store of their own, opened when first
@@ -36,7 +38,9 @@ def mount(
     overrides = book.OverrideBook(db, config.runner_id)
     policy.register_book(config, overrides)
     checker = health or load_health_checker(config.health.checker, config.health.options, str(config.path))
-    app[API_KEY] = ApiContext(config=config, db=db, book=overrides, health=checker, wake=wake, history=history)
+    app[API_KEY] = ApiContext(
+        config=config, db=db, book=overrides, health=checker, wake=wake, history=history, graph=graph
+    )
     app.middlewares.append(auth.middleware(config.auth, metrics, webhook_ok))
     collector = _COLLECTORS.get(id(metrics.registry))
     if collector is None:
@@ -59,6 +63,7 @@ def mount(
     router.add_delete("/api/v1/dependencies/{name}/policy", dependencies.delete_policy)
     router.add_post("/api/v1/dependencies/{name}/switchover", switchover.switchover)
     router.add_get("/api/v1/history/stats", stats.history_stats)
+    router.add_get("/api/v1/targets", targets.list_targets)
 
 
 async def openapi(request: web.Request) -> web.Response:
