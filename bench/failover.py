@@ -231,18 +231,9 @@ def main() -> int:
                 fleet = failover.deploy(
                     paths, ROOT, Path(workdir), ROOT / "inventories/example/graph.yml", samples=args.samples
                 )
-                watched = watch.start(
-                    paths,
-                    watch.WatchSettings(
-                        graph=fleet.graph,
-                        store=fleet.store,
-                        inventories=fleet.inventories,
-                        collection=ROOT,
-                        cooldown_s=3.0,
-                        flap_max_transitions=10_000,
-                    ),
+                watched = failover.watch_fleet(
+                    paths, fleet, ROOT, healthy_within_s=120, cooldown_s=3.0, flap_max_transitions=10_000
                 )
-                failover.wait_healthy(watched, timeout_s=120)
                 relabel_wait_s = 0.0 if args.no_relabel_wait else failover.RELABEL_WAIT_S
                 stopped = run_faults(paths, watched, kinds, args.faults, results, relabel_wait_s)
             finally:

@@ -402,18 +402,9 @@ def run(args: argparse.Namespace, paths: lab.LabPaths, workdir: Path, outages: l
     """Deploy, watch, and every outage in turn; why the run stopped early, or None."""
     stop_at = time.monotonic() + args.max_minutes * 60
     fleet = deploy(paths, workdir, args.dependencies, args.zone_samples)
-    watched = watch.start(
-        paths,
-        watch.WatchSettings(
-            graph=fleet.graph,
-            store=fleet.store,
-            inventories=fleet.inventories,
-            collection=ROOT,
-            cooldown_s=3.0,
-            flap_max_transitions=10_000,
-        ),
+    watched = failover.watch_fleet(
+        paths, fleet, ROOT, healthy_within_s=240, cooldown_s=3.0, flap_max_transitions=10_000
     )
-    failover.wait_healthy(watched, timeout_s=240)
     zones = lab.zones()
     for number in range(args.outages):
         if time.monotonic() > stop_at:

@@ -83,18 +83,10 @@ def fleet(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> Ite
     source.write_text(yaml.safe_dump(graph, sort_keys=False))
     deployed = failover.deploy(lab_up, ROOT, workdir / "fleet", source)
     try:
-        watched = watch.start(
-            lab_up,
-            watch.WatchSettings(
-                graph=deployed.graph,
-                store=deployed.store,
-                inventories=deployed.inventories,
-                collection=ROOT,
-                cooldown_s=3.0,
-                flap_max_transitions=100,  # the same instance is faulted on purpose
-            ),
+        # The same instance is faulted on purpose: flap damping would hold it back.
+        watched = failover.watch_fleet(
+            lab_up, deployed, ROOT, healthy_within_s=120, cooldown_s=3.0, flap_max_transitions=100
         )
-        failover.wait_healthy(watched, timeout_s=120)
         yield Fleet(lab_up, deployed, watched)
     finally:
         watch.stop(lab_up)

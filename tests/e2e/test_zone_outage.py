@@ -56,13 +56,7 @@ def outage(lab_up: lab.LabPaths, tmp_path_factory: pytest.TempPathFactory) -> It
     assert wiped.rc == 0, wiped.messages() or wiped.stderr[-3000:]
     fleet = failover.deploy(lab_up, ROOT, tmp_path_factory.mktemp("zone"), ROOT / "inventories/example/graph.yml")
     try:
-        watched = watch.start(
-            lab_up,
-            watch.WatchSettings(
-                graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=ROOT, cooldown_s=3.0
-            ),
-        )
-        failover.wait_healthy(watched, timeout_s=120)
+        watched = failover.watch_fleet(lab_up, fleet, ROOT, healthy_within_s=120, cooldown_s=3.0)
         yield Outage(lab_up, fleet, watched, load_graph(fleet.graph))
     finally:
         watch.stop(lab_up)

@@ -34,7 +34,8 @@ from depmirror_lab.paths import LabPaths
 from depmirror_lab.shape import HOSTS
 from depmirror_lab.shape import host as lab_host
 from depmirror_lab.system import LabError
-from depmirror_lab.watch import Watch
+from depmirror_lab.watch import Watch, WatchSettings
+from depmirror_lab.watch import start as start_watch
 
 KINDS = ("kill", "hang", "cut")
 # Issue 10's target for fault -> switched at p99: a fault over it is "slow" and its chain is kept.
@@ -443,6 +444,20 @@ def _wait_fenced(paths: LabPaths, kind: str, dependency: str, host: str, deadlin
             return
         time.sleep(0.5)
     time.sleep(max(0.0, deadline - time.time()))
+
+
+def watch_fleet(paths: LabPaths, fleet: Fleet, collection: Path, *, healthy_within_s: float, **settings: Any) -> Watch:
+    """The lab's watchers (Prometheus, Alertmanager, the runner) on a deployed fleet, returned once every
+    instance is judged healthy; `settings`: WatchSettings' other fields. The caller stops the watch (also when
+    this raises)."""
+    watched = start_watch(
+        paths,
+        WatchSettings(
+            graph=fleet.graph, store=fleet.store, inventories=fleet.inventories, collection=collection, **settings
+        ),
+    )
+    wait_healthy(watched, timeout_s=healthy_within_s)
+    return watched
 
 
 def wait_healthy(watch: Watch, instances: set[tuple[str, str]] | None = None, timeout_s: float = 60.0) -> None:

@@ -276,6 +276,20 @@ def test_failback_can_hand_the_primary_role_back(store: str) -> None:
     assert "takes the primary role back" in back["reason"]
 
 
+def _sessions_back_to_vm_a1(running: list[dict[str, Any]], store: str, scores: dict[str, float | None]) -> Any:
+    """A failback of `sessions` to vm-a1 at once (no hold, the primary stays where it is)."""
+    return prepare_failback(
+        running,
+        build(base_graph()),
+        "sessions",
+        "vm-a1",
+        _health(scores),
+        store_url=store,
+        hold_s=0,
+        move_primary_back=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("scores", "why"),
     [
@@ -288,31 +302,13 @@ def test_failback_needs_the_instance_healthy_not_merely_unknown(
 ) -> None:
     running = _rolled_back(store, datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(FailbackRefused, match=why):
-        prepare_failback(
-            running,
-            build(base_graph()),
-            "sessions",
-            "vm-a1",
-            _health(scores),
-            store_url=store,
-            hold_s=0,
-            move_primary_back=False,
-        )
+        _sessions_back_to_vm_a1(running, store, scores)
 
 
 def test_the_primary_itself_cannot_fail_back(store: str) -> None:
     running = copy.deepcopy(_plan())
     with pytest.raises(FailbackRefused, match="already the primary"):
-        prepare_failback(
-            running,
-            build(base_graph()),
-            "sessions",
-            "vm-a1",
-            _health({"vm-a1": 1.0}),
-            store_url=store,
-            hold_s=0,
-            move_primary_back=False,
-        )
+        _sessions_back_to_vm_a1(running, store, {"vm-a1": 1.0})
 
 
 @pytest.mark.parametrize(
@@ -331,13 +327,4 @@ def test_a_fenced_database_primary_is_not_started_again_by_a_failback(
         if item["name"] == "sessions":
             item.update(change)
     with pytest.raises(FailbackRefused, match=f"{named} dependency.*rebuilds it as a standby"):
-        prepare_failback(
-            running,
-            build(base_graph()),
-            "sessions",
-            "vm-a1",
-            _health({"vm-a1": 1.0}),
-            store_url=store,
-            hold_s=0,
-            move_primary_back=False,
-        )
+        _sessions_back_to_vm_a1(running, store, {"vm-a1": 1.0})

@@ -50,6 +50,16 @@ class Harness:
         data = body if isinstance(body, bytes | str) else json.dumps(body)
         return await client.post("/alertmanager", data=data, headers={"Authorization": f"Bearer {token}"})
 
+    async def deliver(self, *payloads: Any) -> None:
+        """Alertmanager's webhooks, each accepted (202), then the worker drained."""
+        client = await self.client()
+        try:
+            for payload in payloads:
+                assert (await self.post(client, payload)).status == 202
+        finally:
+            await client.close()
+        await self.settle()
+
     async def settle(self, rounds: int = 20) -> None:
         """Let the worker drain the queue (bounded)."""
         for _ in range(rounds):

@@ -61,15 +61,7 @@ def zone(tmp_path: Path) -> Iterator[tuple[Fleet, FastPath, LocalLoadBalancer]]:
 
 
 def _deliver(h: Any, alerts: list[dict[str, Any]]) -> None:
-    async def deliver() -> None:
-        client = await h.client()
-        try:
-            assert (await h.post(client, notification(*alerts))).status == 202
-        finally:
-            await client.close()
-        await h.settle()
-
-    asyncio.run(deliver())
+    asyncio.run(h.deliver(notification(*alerts)))
 
 
 def _runner(harness: Any, fleet: Fleet, fast: FastPath, playbook: RecordingAction, **more: list[str]) -> Any:

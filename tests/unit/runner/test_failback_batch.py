@@ -58,16 +58,6 @@ class PerDependencyHealth:
         )
 
 
-async def _deliver(h: Any, *payloads: dict[str, Any]) -> None:
-    client = await h.client()
-    try:
-        for payload in payloads:
-            assert (await h.post(client, payload)).status == 202
-    finally:
-        await client.close()
-    await h.settle()
-
-
 def _both_rolled_back(harness: Any, action: BatchingAction, health: PerDependencyHealth) -> Any:
     h = harness(
         action,
@@ -75,7 +65,7 @@ def _both_rolled_back(harness: Any, action: BatchingAction, health: PerDependenc
         mode="act",
         policy={"failback": True, "failback_hold_seconds": 0, "cooldown_seconds": 0},
     )
-    asyncio.run(_deliver(h, notification(alert(), alert("cache", "cache-a", fingerprint="c"))))
+    asyncio.run(h.deliver(notification(alert(), alert("cache", "cache-a", fingerprint="c"))))
     assert sorted(r.dependency for r in action.requests if r.kind == "rollback") == ["cache", "payments"]
     return h
 
@@ -91,7 +81,7 @@ def test_failbacks_resolved_together_go_as_one_batch_with_one_runner_event_each(
     h = _both_rolled_back(harness, action, health)
     health.failed = "healthy"
 
-    asyncio.run(_deliver(h, _resolved()))
+    asyncio.run(h.deliver(_resolved()))
 
     assert [sorted(batch) for batch in action.batches] == [["cache", "payments"]]
     events = h.store.events(EventFilter(kinds=("failback",), limit=None))
@@ -107,7 +97,7 @@ def test_one_refused_failback_never_holds_back_the_other(harness: Any) -> None:
     h = _both_rolled_back(harness, action, health)
     health.failed = "healthy"
 
-    asyncio.run(_deliver(h, _resolved()))
+    asyncio.run(h.deliver(_resolved()))
 
     outcomes = {e.dependency: e.outcome for e in h.store.events(EventFilter(kinds=("failback",), limit=None))}
     assert outcomes == {"payments": "succeeded", "cache": "failed"}
@@ -122,7 +112,7 @@ def test_a_failback_the_runner_refuses_leaves_the_batch_to_the_others(harness: A
     # cache fires again while its resolved alert waits: its failback is suppressed before any batch.
     again = notification(alert("cache", "cache-a", fingerprint="c2"))
 
-    asyncio.run(_deliver(h, again, _resolved()))
+    asyncio.run(h.deliver(again, _resolved()))
 
     assert action.batches == [["payments"]]
     assert h.store.primary("payments") == "payments-a"
@@ -136,11 +126,11 @@ def test_a_rollback_in_the_same_pass_does_not_wait_for_the_failback_batch(harnes
         mode="act",
         policy={"failback": True, "failback_hold_seconds": 0, "cooldown_seconds": 0},
     )
-    asyncio.run(_deliver(h, notification(alert())))
+    asyncio.run(h.deliver(notification(alert())))
     health.failed = "healthy"
     # In one pass: payments fails back, cache rolls back (its health view says the alerting one is healthy,
     # so it is refused: either way it leaves the failback batch and the pass ends).
-    asyncio.run(_deliver(h, notification(alert(status="resolved"), alert("cache", "cache-a", fingerprint="c"))))
+    asyncio.run(h.deliver(notification(alert(status="resolved"), alert("cache", "cache-a", fingerprint="c"))))
 
     assert action.batches == [["payments"]]
     kinds = {(e.dependency, e.kind) for e in h.store.events(EventFilter(limit=None))}

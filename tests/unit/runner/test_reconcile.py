@@ -432,15 +432,7 @@ def test_the_worker_asks_for_a_pass_after_each_switchover_it_records(harness: An
     poked: list[str] = []
     h.worker.after_action = poked.append
 
-    async def deliver() -> None:
-        client = await h.client()
-        try:
-            assert (await h.post(client, notification(alert()))).status == 202
-        finally:
-            await client.close()
-        await h.settle()
-
-    asyncio.run(deliver())
+    asyncio.run(h.deliver(notification(alert())))
     with open_store(h.config.store) as store:
         assert [e.outcome for e in store.events(EventFilter(kinds=("rollback",)))] == ["succeeded"]
     assert poked == ["payments"]

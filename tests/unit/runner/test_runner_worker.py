@@ -11,16 +11,6 @@ from tests.fakes.webhook import RecordingAction, StaticHealth, alert, notificati
 from depmirror.store import ActionRecord, EventFilter
 
 
-async def _deliver(h: Any, *payloads: dict[str, Any]) -> None:
-    client = await h.client()
-    try:
-        for payload in payloads:
-            assert (await h.post(client, payload)).status == 202
-    finally:
-        await client.close()
-    await h.settle()
-
-
 def _kinds(h: Any) -> list[tuple[str, str]]:
     return [(e.kind, e.outcome) for e in reversed(h.store.events(EventFilter(limit=None)))]
 
@@ -29,7 +19,7 @@ def test_many_alerts_for_one_dependency_act_once_then_cooldown(harness: Any) -> 
     action = RecordingAction()
     h = harness(action, StaticHealth(candidates={"payments-b": "healthy", "payments-c": "unhealthy"}), mode="act")
     storm = [alert(fingerprint=f"f{i}", starts_at=f"2026-01-01T00:00:{i:02d}Z") for i in range(30)]
-    asyncio.run(_deliver(h, notification(*storm[:10]), notification(*storm[10:]), notification(*storm[:5])))
+    asyncio.run(h.deliver(notification(*storm[:10]), notification(*storm[10:]), notification(*storm[:5])))
     assert len(action.requests) == 1
     request = action.requests[0]
     assert request.candidates == ("payments-b",)  # never the unhealthy one
@@ -48,7 +38,7 @@ def test_alert_for_a_mirror_is_not_a_rollback(harness: Any) -> None:
     action = RecordingAction()
     h = harness(action, StaticHealth(candidates={"payments-b": "healthy"}), mode="act")
     h.store.set_primary("payments", "payments-b")
-    asyncio.run(_deliver(h, notification(alert(instance="payments-c"))))
+    asyncio.run(h.deliver(notification(alert(instance="payments-c"))))
     assert action.requests == []
     assert _kinds(h) == [("alert_ignored", "ignored")]
 
@@ -60,7 +50,7 @@ def test_health_recheck_refuses_unhealthy_or_unknown_targets(harness: Any) -> No
     ]:
         action = RecordingAction()
         h = harness(action, health, mode="act")
-        asyncio.run(_deliver(h, notification(alert())))
+        asyncio.run(h.deliver(notification(alert())))
         assert action.requests == []
         refused = h.store.events(EventFilter(kinds=("refused",)))
         assert len(refused) == 1 and reason in refused[0].reason and refused[0].action == "rollback"
@@ -70,10 +60,10 @@ def test_health_recheck_refuses_unhealthy_or_unknown_targets(harness: Any) -> No
 def test_unknown_health_refuses_by_default_and_delegates_when_configured(harness: Any) -> None:
     action = RecordingAction()
     h = harness(action, None, mode="act", policy={"on_unknown_health": "refuse"})
-    asyncio.run(_deliver(h, notification(alert())))
+    asyncio.run(h.deliver(notification(alert())))
     assert action.requests == [] and _kinds(h) == [("refused", "refused")]
     delegating = harness(action, None, mode="act", policy={"on_unknown_health": "delegate"})
-    asyncio.run(_deliver(delegating, notification(alert())))
+    asyncio.run(delegating.deliver(notification(alert())))
     assert len(action.requests) == 1 and action.requests[0].candidates == ()
     assert "depmirror_candidates" not in action.requests[0].extra_vars()
 
@@ -90,7 +80,7 @@ def test_flapping_alerts_are_damped(harness: Any) -> None:
     for i in range(3):
         cycles.append(alert(fingerprint="f", starts_at=f"2026-01-01T00:0{i}:00Z"))
         cycles.append(alert(fingerprint="f", status="resolved", starts_at=f"2026-01-01T00:0{i}:00Z"))
-    asyncio.run(_deliver(h, notification(*cycles[:4]), notification(*cycles[4:5])))
+    asyncio.run(h.deliver(notification(*cycles[:4]), notification(*cycles[4:5])))
     assert action.requests == []
     assert ("alert_suppressed", "suppressed") in _kinds(h)
     assert "flapping" in h.store.events(EventFilter(kinds=("alert_suppressed",)))[0].reason
@@ -99,7 +89,7 @@ def test_flapping_alerts_are_damped(harness: Any) -> None:
 def test_shadow_mode_decides_and_records_without_acting(harness: Any) -> None:
     action = RecordingAction()
     h = harness(action, StaticHealth(candidates={"payments-b": "healthy"}), mode="shadow")
-    asyncio.run(_deliver(h, notification(alert(), alert("cache", "cache-a", fingerprint="c"))))
+    asyncio.run(h.deliver(notification(alert(), alert("cache", "cache-a", fingerprint="c"))))
     assert action.requests == []
     shadow = h.store.events(EventFilter(kinds=("rollback",)))
     assert sorted(e.dependency for e in shadow) == ["cache", "payments"]
@@ -116,9 +106,9 @@ def test_resolved_alert_triggers_failback_after_the_hold_when_enabled(harness: A
         mode="act",
         policy={"failback": True, "failback_hold_seconds": 0, "cooldown_seconds": 0},
     )
-    asyncio.run(_deliver(h, notification(alert())))
+    asyncio.run(h.deliver(notification(alert())))
     health.failed = "healthy"
-    asyncio.run(_deliver(h, notification(alert(status="resolved"), status="resolved")))
+    asyncio.run(h.deliver(notification(alert(status="resolved"), status="resolved")))
     assert [r.kind for r in action.requests] == ["rollback", "failback"]
     assert action.requests[1].extra_vars()["depmirror_recovered_instance"] == "payments-a"
     assert h.store.primary("payments") == "payments-a"
@@ -132,7 +122,7 @@ def test_resolved_alert_waits_out_the_hold_in_the_queue(harness: Any) -> None:
         mode="act",
         policy={"failback": True, "failback_hold_seconds": 3600},
     )
-    asyncio.run(_deliver(h, notification(alert(status="resolved"), status="resolved")))
+    asyncio.run(h.deliver(notification(alert(status="resolved"), status="resolved")))
     assert action.requests == [] and h.store.queue_depth() == 1
     assert h.store.pending(datetime.now(UTC)) == []
 
