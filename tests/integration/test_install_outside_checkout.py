@@ -147,3 +147,46 @@ def test_the_inventory_fails_without_the_library_and_works_after_the_printed_fix
         assert members.get(expected), f"group {expected} is empty:\n{shown.stdout}"
     assert [g for g in members if g.startswith("zone_") and members[g]], shown.stdout
     assert [g for g in members if g.startswith("dep_") and members[g]], shown.stdout
+
+
+def test_the_installed_collection_renders_the_probe_job_that_discovers_from_the_runner(user: User) -> None:
+    # Last in the file: it installs the library, which the test above must first find missing. Installed
+    # as the collection's requirements install it (the test above shows the printed fix does).
+    requirements = str(user.collection / "requirements.txt")
+    _checked(user.run("python", "-m", "pip", "install", "-q", "-r", requirements, timeout=300))
+    rendered = user.home / "scrape_configs.json"
+    play = user.home / "runner-targets.yml"
+    play.write_text(
+        "- hosts: localhost\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - ansible.builtin.copy:\n"
+        "        dest: " + str(rendered) + "\n"
+        "        mode: '0600'\n"
+        "        content: \"{{ (graph | depmirror.mirroring.monitoring_config(instances=[], targets_file='/t.json',"
+        " interval='1s', runner_targets_url=url, runner_targets_token_file='/etc/prometheus/read.token'))"
+        '.scrape_configs | to_json }}"\n'
+    )
+    graph = str(user.source.parent / "graph.yml")
+
+    def render(url: str) -> subprocess.CompletedProcess[str]:
+        # The module runs with the user's venv, as a controller-local task would (no interpreter discovery).
+        python = str(user.venv / "bin" / "python")
+        extra = json.dumps({"graph": graph, "url": url, "ansible_python_interpreter": python})
+        return user.run("ansible-playbook", "-i", "localhost,", "-c", "local", str(play), "-e", extra)
+
+    _checked(render("https://runner.example:9095/api/v1/targets"))
+    (probe,) = [job for job in json.loads(rendered.read_text()) if "metrics_path" in job]
+    assert "file_sd_configs" not in probe
+    assert probe["http_sd_configs"] == [
+        {
+            "refresh_interval": "1s",
+            "url": "https://runner.example:9095/api/v1/targets",
+            "authorization": {"type": "Bearer", "credentials_file": "/etc/prometheus/read.token"},
+        }
+    ]
+    # Hostile: a URL that would add a job to prometheus.yml is refused, naming the variable, and nothing written.
+    rendered.unlink()
+    refused = render("https://runner.example/x\n- job_name: injected")
+    assert refused.returncode != 0 and "runner_targets_url" in refused.stdout + refused.stderr
+    assert not rendered.exists()
