@@ -36,7 +36,9 @@ from depmirror.health.evaluate import HealthReport, InstanceVerdict, collect_sna
 from depmirror.health.queries import InstanceRef
 from depmirror.health.rules import render_targets, scrape_configs
 
-pytestmark = pytest.mark.services
+# One worker for the module: its tests run in order on one set of services (the override test reads the
+# state the kill test left), and xdist's load distribution split them (a worker without the kill failed).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("health_prometheus")]
 
 INTERVAL = 1.0
 DOOMED_SAMPLES = 4  # configured per dependency: `failing` after 4 bad samples in a row, not the default 3
